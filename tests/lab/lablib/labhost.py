@@ -21,6 +21,7 @@ MARK = "KEEL-LAB: "
 HOST_BOOT_SECONDS = 180  # emulated host kernel + KVM modules, generous for a loaded machine
 HOST_SLACK_SECONDS = 60  # past a scenario's own timeout before the host is called hung
 CLOCK_SKEW_MAX = 60
+RESTARTS = 2  # fresh lab hosts after one died or hung, per run
 # EPYC features TCG cannot emulate: QEMU drops them anyway, with a warning
 # each; asking without them keeps the logs (and make demo) quiet.
 TCG_MISSING = ",".join("-" + f for f in (
@@ -68,14 +69,18 @@ class Results:
 class Run:
     """One boot of the lab (emulated host or direct) over a plan."""
 
-    def __init__(self, scenarios, vmm, verbose=False, keep=False, demo=False, timeout=None):
+    def __init__(self, scenarios, vmm, verbose=False, keep=False, demo=False, timeout=None,
+                 extra_env=None):
         self.scenarios = scenarios
         self.vmm = vmm
         self.verbose = verbose
         self.keep = keep
         self.demo = demo
         self.timeout = timeout
+        # Variables for the scenarios (they travel in /lab/env).
+        self.extra_env = dict(extra_env or {}, LAB_VMM=vmm)
         self.results = Results(s.name for s in scenarios)
+        self.seen_logs = set()
 
     def _timeout(self, s):
         return self.timeout or s.timeout
@@ -91,11 +96,14 @@ class Run:
                 bins[name] = path
         return bins
 
+    def _env_file(self):
+        return "".join(f"{k}='{v}'\n" for k, v in sorted(self.extra_env.items()))
+
     # --- emulated host -----------------------------------------------------
     def _emulated_cmd(self, k):
         guest = assets.guest_image(k, self.scenarios)
         layers = [assets.host_base_image(k),
-                  assets.payload_image(self._plan(), f"LAB_VMM={self.vmm}\n", guest,
+                  assets.payload_image(self._plan(), self._env_file(), guest,
                                        self.scenarios, self._binaries())]
         if self.vmm.startswith("qemu") or any("qemu" in s.needs for s in self.scenarios):
             layers.append(assets.qemu_image())
@@ -136,7 +144,7 @@ class Run:
             os.symlink(assets.BUSYBOX, os.path.join(d, "busybox", applet))
         with open(os.path.join(d, "plan"), "w") as f:
             f.write(self._plan())
-        self.env = dict(os.environ, LAB_DIR=d, LAB_VMM=self.vmm,
+        self.env = dict(os.environ, **self.extra_env, LAB_DIR=d,
                         LAB_TMP=os.path.join(d, "tmp"),
                         PATH=os.path.join(d, "busybox") + ":" + os.environ.get("PATH", ""))
         return [assets.BUSYBOX, "sh", os.path.join(d, "lib", "run-scenarios"),
@@ -153,11 +161,38 @@ class Run:
                                 env=self.env, start_new_session=not self.demo)
 
     def run(self, direct):
+        """Runs every scenario; when the lab host dies or hangs in one, the
+        rest get a fresh host (at most RESTARTS times). A scenario during
+        which the emulated host's kernel died is run once more: nested SVM
+        under TCG occasionally crashes the emulated host (a "stack guard
+        page was hit" panic in the VMM's context, seen with QEMU as the
+        VMM too), which says nothing about the VMM under test."""
+        todo = list(self.scenarios)
+        retried = set()
+        for attempt in range(RESTARTS + 1):
+            self.scenarios = todo
+            self.died_in = None
+            trouble = self._run_once(direct)
+            if self.died_in and self.died_in not in retried:
+                retried.add(self.died_in)
+                del self.results.status[self.died_in]
+                log(f"the emulated host died in {self.died_in}; running it again once")
+            todo = [s for s in todo if s.name not in self.results.status]
+            if not trouble or not todo:
+                break
+            if attempt < RESTARTS:
+                log(f"{trouble}; a fresh lab host for the {len(todo)} scenario(s) left")
+            else:
+                self.results.fail_rest(f"not run: {trouble}")
+        return self.results
+
+    def _run_once(self, direct):
+        """One boot; returns None, or what went wrong with the lab host."""
         try:
             proc = self.start(direct)
         except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
             self.results.fail_rest(f"lab set-up failed: {e}")
-            return self.results
+            return None
         lines = queue.Queue()
 
         def reader():
@@ -167,7 +202,7 @@ class Run:
 
         threading.Thread(target=reader, daemon=True).start()
         try:
-            self._watch(proc, lines)
+            return self._watch(proc, lines)
         finally:
             if proc.poll() is None:
                 try:
@@ -177,11 +212,13 @@ class Run:
             proc.wait()
             for f in self.logs.values():
                 f.close()
-        return self.results
 
     def _log(self, name):
         if name not in self.logs:
-            self.logs[name] = open(os.path.join(LOGS, f"{name}.log"), "wb")
+            # Appended to when a fresh lab host continues this run.
+            mode = "ab" if name in self.seen_logs else "wb"
+            self.seen_logs.add(name)
+            self.logs[name] = open(os.path.join(LOGS, f"{name}.log"), mode)
         return self.logs[name]
 
     def _watch(self, proc, lines):
@@ -202,20 +239,23 @@ class Run:
                 if current != "host" and current not in r.status:
                     r.status[current] = (False, f"lab host died during it (exit {proc.returncode}; "
                                          f"log: {self._path(current)})")
-                r.fail_rest(f"not run: lab host ended early (exit {proc.returncode}; "
-                            f"log: {self._path('host')})")
-                return
+                    if not self.direct:
+                        self.died_in = current
+                if current != "host":
+                    return f"lab host died in {current}"
+                return f"lab host ended early (exit {proc.returncode}; log: {self._path('host')})"
             if raw == "" or time.monotonic() > deadline:
                 if time.monotonic() < deadline:
                     continue
                 if not started:
                     r.fail_rest(f"not run: emulated host did not come up in {HOST_BOOT_SECONDS}s "
                                 f"(log: {self._path('host')})")
-                    return
+                    return None
+                if current == "host":
+                    return "lab host hung between scenarios"
                 t = self._timeout(byname[current])
                 r.status[current] = (False, f"timeout after {t}s (log: {self._path(current)})")
-                r.fail_rest(f"not run: host hung in {current}")
-                return
+                return f"host hung in {current}"
             self._log(current).write(raw)
             self._log(current).flush()
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -232,7 +272,7 @@ class Run:
                 self._check_host_clock(line)
             elif kind == "HOST-FAIL":
                 r.fail_rest("emulated host: " + line[mark + len(MARK) + 10:])
-                return
+                return None
             elif kind == "BEGIN" and len(words) > 1 and words[1] in byname:
                 current = words[1]
                 started = True
@@ -254,7 +294,7 @@ class Run:
                 r.notes.append(line[mark + len(MARK) + 5:])
             elif kind == "DONE":
                 r.fail_rest("not run: the lab host skipped it")
-                return
+                return None
 
     def _check_host_clock(self, line):
         for w in line.split():
