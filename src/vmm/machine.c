@@ -61,7 +61,6 @@ static int read_file(const char *flag, const char *path, uint8_t **out, size_t *
 		     char *err, size_t errlen)
 {
 	struct stat st;
-	size_t done = 0;
 	uint8_t *buf;
 	int fd;
 
@@ -77,9 +76,8 @@ static int read_file(const char *flag, const char *path, uint8_t **out, size_t *
 	close(fd);
 	if (buf == MAP_FAILED)
 		FAIL(errno, "%s %s: cannot map it: %s", flag, path, strerror(errno));
-	done = (size_t)st.st_size;
 	*out = buf;
-	*len = done;
+	*len = (size_t)st.st_size;
 	return 0;
 }
 
@@ -89,6 +87,27 @@ static void unmap_file(uint8_t **buf, size_t *len)
 		munmap(*buf, *len);
 	*buf = NULL;
 	*len = 0;
+}
+
+/* The kernel and initrd exist and the kernel is a bzImage we can boot. */
+static int check_files(struct machine *m, char *err, size_t errlen)
+{
+	struct bzimage_info info;
+	char why[256];
+	int r;
+
+	r = read_file("--kernel", m->cfg->kernel, &m->kernel, &m->kernel_len, err, errlen);
+	if (r)
+		return r;
+	r = bzimage_parse(m->kernel, m->kernel_len, &info, why, sizeof(why));
+	if (r)
+		snprintf(err, errlen, "--kernel %s: %s", m->cfg->kernel, why);
+	unmap_file(&m->kernel, &m->kernel_len);
+	if (!r && m->cfg->initrd) {
+		r = read_file("--initrd", m->cfg->initrd, &m->initrd, &m->initrd_len, err, errlen);
+		unmap_file(&m->initrd, &m->initrd_len);
+	}
+	return r;
 }
 
 static int build_acpi(struct machine *m, uint64_t *rsdp, char *err, size_t errlen)
@@ -245,6 +264,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	atomic_init(&m->stop_reason, VM_STOP_NONE);
 
 	r = config_check_host(cfg, err, errlen);
+	if (!r)
+		r = check_files(m, err, errlen);
 	if (r)
 		return r;
 	r = kvm_open(&m->kvm, cfg->kvm_device, err, errlen);
