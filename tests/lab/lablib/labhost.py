@@ -260,7 +260,8 @@ class Run:
             self._log(current).flush()
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             mark = line.find(MARK)
-            if self.verbose or (self.demo and mark < 0):
+            # The demo shows the VM, not the lab host's firmware and boot.
+            if self.verbose or (self.demo and mark < 0 and current != "host"):
                 sys.stdout.write(line + "\n") if self.demo else sys.stderr.write(line + "\n")
                 (sys.stdout if self.demo else sys.stderr).flush()
             if mark < 0:
