@@ -54,6 +54,8 @@ vmm_start() {
 	done
 	_cmdline="console=ttyS0 keel.scenario=$_guest"
 	[ -n "$_quiet" ] && _cmdline="$_cmdline quiet"
+	# tests/lab/run --guest-cmdline / --keel-args, for debugging.
+	[ -n "${LAB_GUEST_APPEND:-}" ] && _cmdline="$_cmdline $LAB_GUEST_APPEND"
 	VMM_NAME=$_vmm
 	VMM_LOG=$LAB_WORK/console.log
 	VMM_RC=""
@@ -71,7 +73,7 @@ vmm_start() {
 		"$LAB_DIR/bin/keel-vmm" --kernel "$LAB_DIR/guest/vmlinuz" \
 			--initrd "$LAB_DIR/guest/initrd" --cmdline "$_cmdline" \
 			--cpus "$_cpus" --memory "${_mem}M" --console stdio \
-			${_noreboot:+--no-reboot} <&3 >&4 2>&4 &
+			${_noreboot:+--no-reboot} ${LAB_KEEL_ARGS:-} <&3 >&4 2>&4 &
 		;;
 	qemu-microvm | qemu-q35)
 		command -v qemu-system-x86_64 >/dev/null ||
