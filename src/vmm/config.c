@@ -65,7 +65,8 @@ void config_print_help(const char *prog)
 	       "  --help               this text\n"
 	       "  --version            the version\n"
 	       "\n"
-	       "Exit status: 0 when the guest powered off (or rebooted with --no-reboot),\n"
+	       "Exit status: 0 when the guest powered off (or rebooted with --no-reboot,\n"
+	       "or the console was quit with Ctrl-A x),\n"
 	       "1 for a configuration or start-up error, 2 when the guest crashed (triple\n"
 	       "fault, KVM internal error, unhandled exit; the vCPU registers are logged),\n"
 	       "128+N when keel-vmm was stopped by signal N.\n",

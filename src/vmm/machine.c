@@ -43,6 +43,15 @@ static void on_stop_request(struct vm_events *ev, enum vm_stop_reason why)
 		event_loop_stop(&m->loop);
 }
 
+/* Ctrl-A x on a stdio console: the operator ends the VM on purpose. */
+static void on_console_quit(void *opaque)
+{
+	struct machine *m = opaque;
+
+	log_info("quit from the console");
+	on_stop_request(&m->events, VM_STOP_QUIT);
+}
+
 static void on_host_signal(struct event_handler *h, uint32_t events)
 {
 	struct machine *m = container_of(h, struct machine, signal_handler);
@@ -113,31 +122,22 @@ static int check_files(struct machine *m, char *err, size_t errlen)
 static int build_acpi(struct machine *m, uint64_t *rsdp, char *err, size_t errlen)
 {
 	uint32_t apic_ids[CONFIG_MAX_CPUS];
-	struct acpi_config acfg = {
-		.nr_cpus = m->cfg->cpus,
-		.apic_ids = apic_ids,
-		.ioapic_addr = (uint32_t)LAYOUT_IOAPIC_START,
-		.lapic_addr = (uint32_t)LAYOUT_LAPIC_START,
-		.pm1_evt_port = ACPI_PM1_EVT_PORT,
-		.pm1_cnt_port = ACPI_PM1_CNT_PORT,
-		.reset_port = ACPI_RESET_PORT,
-		.reset_value = ACPI_RESET_VALUE,
-		.sci_irq = ACPI_SCI_IRQ,
-		.s5_slp_typ = ACPI_S5_SLP_TYP,
-		.century_reg = CMOS_CENTURY_REG,
-		.com1_port = UART_COM1_PORT,
-		.com1_irq = UART_COM1_IRQ,
-	};
 	uint8_t *buf = guest_mem_ptr(&m->ram.mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE);
+	struct acpi_tables_info info;
+	struct acpi_config acfg;
 	int r;
 
-	for (unsigned i = 0; i < m->cfg->cpus; i++)
-		apic_ids[i] = cpu_topology_apic_id(&m->topo, i);
 	if (!buf)
 		FAIL(EFAULT, "no guest RAM for the ACPI tables");
-	r = acpi_build(&acfg, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_START, rsdp);
+	acpi_config_default(&acfg);
+	for (unsigned i = 0; i < m->cfg->cpus; i++)
+		apic_ids[i] = cpu_topology_apic_id(&m->topo, i);
+	acfg.nr_cpus = m->cfg->cpus;
+	acfg.apic_ids = apic_ids;
+	r = acpi_build_tables(&acfg, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_START, &info);
 	if (r < 0)
 		FAIL(-r, "cannot build the ACPI tables: %s", strerror(-r));
+	*rsdp = info.rsdp_gpa;
 	return 0;
 }
 
@@ -214,7 +214,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	m->com1 = uart_16550_create(&m->pio, UART_COM1_PORT, isa_irq(m, UART_COM1_IRQ), &com1_ops, m);
 	if (!m->com1)
 		FAIL(errno, "cannot create the COM1 UART: %s", strerror(errno));
-	m->rtc = cmos_rtc_create(&m->pio, isa_irq(m, CMOS_RTC_IRQ));
+	m->rtc = cmos_rtc_create(&m->pio, isa_irq(m, CMOS_RTC_IRQ), &m->loop);
 	if (!m->rtc)
 		FAIL(errno, "cannot create the CMOS RTC: %s", strerror(errno));
 	m->kbc = i8042_create(&m->pio, isa_irq(m, KBD_IRQ), isa_irq(m, AUX_IRQ), &m->events);
@@ -229,6 +229,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	if (bus_register(&m->pio, POST_PORT, 1, &post_ops, NULL, "post"))
 		FAIL(EEXIST, "cannot register the POST port");
 	console_attach_uart(m->console, m->com1);
+	console_set_quit_handler(m->console, on_console_quit, m);
 	return 0;
 }
 
@@ -358,6 +359,9 @@ static int boot_once(struct machine *m, char *err, size_t errlen)
 static void reset_devices(struct machine *m)
 {
 	uart_16550_reset(m->com1);
+	cmos_rtc_reset(m->rtc);
+	i8042_reset(m->kbc);
+	reset_ctl_reset(m->reset_ctl);
 	acpi_pm_reset(m->acpi_pm);
 }
 
@@ -395,6 +399,7 @@ int machine_run(struct machine *m)
 			reset_devices(m);
 			continue;
 		case VM_STOP_POWEROFF:
+		case VM_STOP_QUIT:
 			return EXIT_GUEST_OFF;
 		case VM_STOP_CRASH:
 			log_error("the guest crashed; exiting");
