@@ -250,6 +250,8 @@ static void catch_up(struct cmos_rtc *rtc)
 	if (now.sec <= last.sec)
 		return;
 	rtc->ram[REG_C] |= C_UF;
+	if (rtc->ram[REG_C] & C_AF)
+		return; /* already pending: no need to look again */
 	/* An alarm pattern repeats daily: a day of boundaries covers any gap. */
 	for (int64_t s = now.sec; s > last.sec && s > now.sec - 86400; s--) {
 		if (alarm_matches(rtc, s)) {
