@@ -45,7 +45,7 @@ int virtq_setup(struct virtq *vq, const struct guest_mem *mem, uint16_t size, ui
 
 	virtq_reset(vq);
 	if (!size || size & (size - 1) || size > max_size || size > VIRTQ_MAX_SIZE) {
-		log_guest("virtqueue: size %u is not a power of two up to %u", size, max_size);
+		log_guest("virtqueue: size %u is not a power of two between 1 and %u", size, max_size);
 		return -EINVAL;
 	}
 	if (!IS_ALIGNED(desc_gpa, 16) || !IS_ALIGNED(avail_gpa, 2) || !IS_ALIGNED(used_gpa, 4)) {
