@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,11 +135,12 @@ int harness_init(struct harness *h, const struct harness_opts *opts)
 	struct pci_host_config pc;
 
 	memset(h, 0, sizeof(*h));
-	h->ram = aligned_alloc(4096, H_RAM_SIZE);
+	h->ram_size = opts && opts->ram_size ? opts->ram_size : H_RAM_SIZE;
+	h->ram = aligned_alloc(4096, h->ram_size);
 	if (!h->ram)
 		return -ENOMEM;
-	memset(h->ram, 0, H_RAM_SIZE);
-	guest_mem_add_region(&h->mem, 0, H_RAM_SIZE, h->ram);
+	memset(h->ram, 0, h->ram_size);
+	guest_mem_add_region(&h->mem, 0, h->ram_size, h->ram);
 	h->alloc_next = 0x10000; /* leave page 0 alone: a NULL gpa must stay invalid-looking */
 	bus_init(&h->mmio, "mmio");
 	bus_init(&h->pio, "pio");
@@ -185,7 +185,8 @@ uint64_t h_alloc(struct harness *h, uint64_t len, uint64_t align)
 {
 	uint64_t a = ALIGN_UP(h->alloc_next, align);
 
-	assert(a + len <= H_RAM_SIZE);
+	if (a + len > h->ram_size)
+		abort();
 	h->alloc_next = a + len;
 	memset(h->ram + a, 0, len);
 	return a;

@@ -46,6 +46,7 @@ struct fake_ioevents {
 
 struct harness {
 	uint8_t *ram;
+	uint64_t ram_size;
 	struct guest_mem mem;
 	uint64_t alloc_next;
 	struct bus mmio, pio;
@@ -59,6 +60,7 @@ struct harness_opts {
 	bool irqfd;   /* the chip offers the irqfd fast path */
 	bool ioevent; /* the provider exists (kvm_mode says whether it intercepts) */
 	bool kvm_mode;
+	uint64_t ram_size; /* 0: H_RAM_SIZE */
 };
 
 int harness_init(struct harness *h, const struct harness_opts *opts);
