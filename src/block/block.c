@@ -431,15 +431,10 @@ void blk_queue_kick(struct blk_queue *q)
 
 static unsigned run_failed(struct blk_queue *q)
 {
-	struct host_io *hio = q->failed, *next;
-	unsigned n = 0;
+	struct host_io *hio = q->failed;
 
 	q->failed = NULL;
-	for (; hio; hio = next, n++) {
-		next = hio->next;
-		hio->cb(hio, hio->ret);
-	}
-	return n;
+	return host_io_complete_list(hio);
 }
 
 static unsigned run_callbacks(struct blk_queue *q)

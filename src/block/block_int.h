@@ -159,6 +159,8 @@ void blk_queue_signal(struct blk_queue *q);
 
 /* Host I/O through the queue's engine. */
 void host_io_submit(struct blk_queue *q, struct host_io *hio);
+/* Runs the callbacks of a list of finished host_ios; returns how many. */
+unsigned host_io_complete_list(struct host_io *list);
 /* Completes hio with ret from the queue's next process() (never inline). */
 void host_io_fail(struct blk_queue *q, struct host_io *hio, int ret);
 /* Synchronous execution of one host_io (threads/sync engines, metadata). */

@@ -65,16 +65,11 @@ static void sync_kick(struct blk_queue *q)
 static unsigned sync_reap(struct blk_queue *q)
 {
 	struct sync_state *s = q->engine_state;
-	struct host_io *hio = s->done, *next;
-	unsigned n = 0;
+	struct host_io *hio = s->done;
 
 	s->done = NULL;
 	s->done_tail = &s->done;
-	for (; hio; hio = next, n++) {
-		next = hio->next;
-		hio->cb(hio, hio->ret);
-	}
-	return n;
+	return host_io_complete_list(hio);
 }
 
 const struct blk_engine_ops blk_engine_sync = {

@@ -124,18 +124,13 @@ static void threads_kick(struct blk_queue *q)
 static unsigned threads_reap(struct blk_queue *q)
 {
 	struct pool *p = q->engine_state;
-	struct host_io *hio, *next;
-	unsigned n = 0;
+	struct host_io *hio;
 
 	pthread_mutex_lock(&p->lock);
 	hio = p->done;
 	p->done = NULL;
 	pthread_mutex_unlock(&p->lock);
-	for (; hio; hio = next, n++) {
-		next = hio->next;
-		hio->cb(hio, hio->ret);
-	}
-	return n;
+	return host_io_complete_list(hio);
 }
 
 const struct blk_engine_ops blk_engine_threads = {

@@ -194,6 +194,18 @@ void host_io_submit(struct blk_queue *q, struct host_io *hio)
 	q->engine->submit(q, hio);
 }
 
+unsigned host_io_complete_list(struct host_io *hio)
+{
+	struct host_io *next;
+	unsigned n = 0;
+
+	for (; hio; hio = next, n++) {
+		next = hio->next;
+		hio->cb(hio, hio->ret);
+	}
+	return n;
+}
+
 void host_io_fail(struct blk_queue *q, struct host_io *hio, int ret)
 {
 	hio->ret = ret;
