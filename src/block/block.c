@@ -268,8 +268,7 @@ struct blk_io *blk_io_child(struct blk_io *parent, struct blk_dev *dev,
 	io->len = len;
 	io->cb = cb;
 	io->opaque = parent;
-	if ((op == BLK_OP_READ || op == BLK_OP_WRITE) &&
-	    blk_io_set_iov(io, parent->iov, parent->iovcnt, iov_skip, len)) {
+	if (parent->iov && blk_io_set_iov(io, parent->iov, parent->iovcnt, iov_skip, len)) {
 		blk_io_free(io);
 		return NULL;
 	}
