@@ -115,7 +115,7 @@ static bool tx_one(struct virtio_net *n)
 			  (unsigned long long)e->out_len);
 		return false;
 	}
-	iov_to_buf(iov, cnt, 0, &h, sizeof(h));
+	virtio_iov_to_buf(iov, cnt, 0, &h, sizeof(h));
 	if (e->out_len > FRAME_MAX || !tx_header_ok(n, &h, e->out_len)) {
 		n->stats.tx_dropped++;
 		return true;
@@ -238,14 +238,14 @@ static int rx_deliver(struct virtio_net *n)
 			memcpy(first, n->elem.iov, nfirst * sizeof(first[0]));
 		}
 		heads[used] = n->elem.head;
-		lens[used] = (uint32_t)iov_from_buf(n->elem.iov, n->elem.n_in, 0, n->frame + off,
+		lens[used] = (uint32_t)virtio_iov_from_buf(n->elem.iov, n->elem.n_in, 0, n->frame + off,
 						    n->pending - off);
 		off += lens[used];
 		used++;
 	}
 	/* The count is known only now: patch it into the first chain's header. */
 	if (used > 1)
-		iov_from_buf(first, nfirst, offsetof(struct net_hdr, num_buffers), &used,
+		virtio_iov_from_buf(first, nfirst, offsetof(struct net_hdr, num_buffers), &used,
 			     sizeof(used));
 	for (uint16_t i = 0; i < used; i++)
 		virtq_push(vq, heads[i], lens[i]);

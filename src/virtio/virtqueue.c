@@ -305,12 +305,12 @@ static size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, uint8_t
 	return done;
 }
 
-size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len)
+size_t virtio_iov_from_buf(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len)
 {
 	return iov_copy(iov, n, skip, (uint8_t *)buf, len, true);
 }
 
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+size_t virtio_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
 {
 	return iov_copy(iov, n, skip, buf, len, false);
 }

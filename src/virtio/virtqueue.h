@@ -101,7 +101,7 @@ void virtq_disable_kicks(struct virtq *vq);
 bool virtq_enable_kicks(struct virtq *vq);
 
 /* Copy helpers over an element's writable / readable buffers. */
-size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len);
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len);
+size_t virtio_iov_from_buf(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len);
+size_t virtio_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len);
 
 #endif

@@ -244,6 +244,8 @@ int vd_get_used(struct vdriver *d, unsigned q, uint32_t *id, uint32_t *len, int 
 			memcpy(&e, (uint8_t *)&used[2] + 8 * (size_t)(vq->last_used % vq->size),
 			       sizeof(e));
 			vq->last_used++;
+			/* Like virtqueue_enable_cb(): interrupt me for the next one (EVENT_IDX). */
+			((uint16_t *)h_ptr(d->h, vq->avail))[2 + vq->size] = vq->last_used;
 			if (id)
 				*id = e.id;
 			if (len)
