@@ -12,15 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_ring.h"
 #include "harness.h"
 #include "keel/log.h"
 #include "vdriver.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
 
-#define RAM (1u << 20)
-#define DATA 0x80000u
-#define QSIZE 16
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,7 +31,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct virtio_blk *blk;
 	struct blk_dev *dev;
 	struct vdriver d;
-	size_t ndesc;
 
 	log_set_level(LOG_LEVEL_ERROR);
 	if (!made) {
@@ -44,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		close(fd);
 		made = true;
 	}
-	if (size < 8 || harness_init(&h, &(struct harness_opts){ .ram_size = RAM }) < 0)
+	if (size < 8 || harness_init(&h, &(struct harness_opts){ .ram_size = FUZZ_RAM }) < 0)
 		return 0;
 	oo.read_only = data[4] & 1;
 	if (blk_open(&oo, &dev, NULL, 0) < 0)
@@ -52,27 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	blk = virtio_blk_create_dev(h.pci, &h.mem, dev, "fuzz", 1, &h.loop);
 	if (!blk || vd_probe(&d, &h, VIRTIO_ID_BLOCK, 0) < 0)
 		abort();
-	if (vd_negotiate(&d, (uint64_t)data[0] | (uint64_t)data[1] << 8 | (uint64_t)data[2] << 16 |
-				     (uint64_t)data[3] << 24) == 0 &&
-	    vd_setup_queue(&d, 0, QSIZE) == 0) {
+	if (vd_negotiate(&d, fuzz_features(data)) == 0 &&
+	    vd_setup_queue(&d, 0, FUZZ_QSIZE) == 0) {
 		vd_driver_ok(&d);
-		data += 8;
-		size -= 8;
-		ndesc = MIN(size / 16, (size_t)QSIZE);
-		for (size_t i = 0; i < ndesc; i++) {
-			struct vring_desc de;
-
-			memcpy(&de, data + 16 * i, 16);
-			if (!(de.flags & 0x8000))
-				de.addr = DATA + de.addr % (RAM - DATA);
-			de.flags &= 0x7fff;
-			vd_set_desc(&d, 0, (uint16_t)i, de.addr, de.len, de.flags, de.next);
-		}
-		memcpy(h_ptr(&h, DATA), data + 16 * ndesc, MIN(size - 16 * ndesc, (size_t)(RAM - DATA)));
-		for (size_t i = 0; i < ndesc; i++)
-			vd_publish(&d, 0, (uint16_t)i);
-		vd_kick(&d, 0);
-		h_pump(&h, 0);
+		fuzz_fill_queue(&d, 0, data + 8, size - 8);
 	}
 	virtio_blk_destroy(blk);
 	harness_destroy(&h);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_ring.h"
 #include "harness.h"
 #include "keel/log.h"
 #include "net/backend.h"
@@ -17,9 +18,6 @@
 #include "virtio/net.h"
 #include "virtio/virtio.h"
 
-#define RAM (1u << 20)
-#define DATA 0x80000u
-#define QSIZE 16
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,37 +46,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct harness h;
 	struct virtio_net *net;
 	struct vdriver d;
-	size_t ndesc;
 
 	log_set_level(LOG_LEVEL_ERROR);
-	if (size < 8 || harness_init(&h, &(struct harness_opts){ .ram_size = RAM }) < 0)
+	if (size < 8 || harness_init(&h, &(struct harness_opts){ .ram_size = FUZZ_RAM }) < 0)
 		return 0;
 	net = virtio_net_create_backend(h.pci, &h.mem, mac, &be, &h.loop);
 	if (!net || vd_probe(&d, &h, VIRTIO_ID_NET, 0) < 0)
 		abort();
 	/* Feature choice from the input: any subset of what the device offers. */
-	if (vd_negotiate(&d, (uint64_t)data[0] | (uint64_t)data[1] << 8 | (uint64_t)data[2] << 16 |
-				     (uint64_t)data[3] << 24) == 0 &&
-	    vd_setup_queue(&d, 0, QSIZE) == 0 && vd_setup_queue(&d, 1, QSIZE) == 0) {
+	if (vd_negotiate(&d, fuzz_features(data)) == 0 &&
+	    vd_setup_queue(&d, 0, FUZZ_QSIZE) == 0 && vd_setup_queue(&d, 1, FUZZ_QSIZE) == 0) {
 		vd_driver_ok(&d);
-		data += 8;
-		size -= 8;
-		/* Descriptors first (addresses folded into the data area unless bit 15 of flags). */
-		ndesc = MIN(size / 16, (size_t)QSIZE);
-		for (size_t i = 0; i < ndesc; i++) {
-			struct vring_desc de;
-
-			memcpy(&de, data + 16 * i, 16);
-			if (!(de.flags & 0x8000))
-				de.addr = DATA + de.addr % (RAM - DATA);
-			de.flags &= 0x7fff;
-			vd_set_desc(&d, 1, (uint16_t)i, de.addr, de.len, de.flags, de.next);
-		}
-		memcpy(h_ptr(&h, DATA), data + 16 * ndesc, MIN(size - 16 * ndesc, (size_t)(RAM - DATA)));
-		for (size_t i = 0; i < ndesc; i++)
-			vd_publish(&d, 1, (uint16_t)i);
-		vd_kick(&d, 1);
-		h_pump(&h, 0);
+		fuzz_fill_queue(&d, 1, data + 8, size - 8);
 	}
 	virtio_net_destroy(net);
 	harness_destroy(&h);
