@@ -23,6 +23,7 @@
 
 struct pci_host {
 	struct pci_host_config cfg;
+	struct bus_region cf9; /* the reset register we took over, if any */
 	pthread_mutex_t lock;
 	uint32_t cf8; /* CONFIG_ADDRESS */
 	struct pci_device *slots[PCI_MAX_SLOTS];
@@ -241,8 +242,8 @@ static void cf8_read(void *opaque, uint64_t offset, void *data, unsigned size)
 	if (offset == 0 && size == 4) {
 		uint32_t v = __atomic_load_n(&host->cf8, __ATOMIC_RELAXED);
 		memcpy(data, &v, 4);
-	} else if (offset == 1 && size == 1 && host->cfg.cf9_ops && host->cfg.cf9_ops->read) {
-		host->cfg.cf9_ops->read(host->cfg.cf9_opaque, 0, data, 1);
+	} else if (offset == 1 && size == 1 && host->cf9.ops && host->cf9.ops->read) {
+		host->cf9.ops->read(host->cf9.opaque, 0, data, 1);
 	} else {
 		memset(data, 0xff, size);
 	}
@@ -257,12 +258,47 @@ static void cf8_write(void *opaque, uint64_t offset, const void *data, unsigned 
 
 		memcpy(&v, data, 4);
 		__atomic_store_n(&host->cf8, v & 0x80fffffcu, __ATOMIC_RELAXED);
-	} else if (offset == 1 && size == 1 && host->cfg.cf9_ops && host->cfg.cf9_ops->write) {
-		host->cfg.cf9_ops->write(host->cfg.cf9_opaque, 0, data, 1);
+	} else if (offset == 1 && size == 1 && host->cf9.ops && host->cf9.ops->write) {
+		host->cf9.ops->write(host->cf9.opaque, 0, data, 1);
 	}
 }
 
 static const struct bus_ops cf8_ops = { .read = cf8_read, .write = cf8_write };
+
+/*
+ * A dword access at 0xCF8 must find one bus region covering 0xCF8-0xCFB,
+ * but the reset control register (hw/reset_ctl.c) owns the byte at 0xCF9.
+ * So we take that one-byte region off the bus and forward byte accesses
+ * at 0xCF9 to it; pci_host_destroy() puts it back. The config may instead
+ * name the handler directly (cf9_ops), for machines without reset_ctl.
+ */
+static void adopt_cf9(struct pci_host *host, struct bus *pio)
+{
+	bool found = false;
+
+	if (host->cfg.cf9_ops) {
+		host->cf9 = (struct bus_region){ .base = 0xcf9, .len = 1, .ops = host->cfg.cf9_ops,
+						 .opaque = host->cfg.cf9_opaque };
+		return;
+	}
+	pthread_rwlock_rdlock(&pio->lock);
+	for (unsigned i = 0; i < pio->nr; i++) {
+		if (pio->regions[i].base == 0xcf9 && pio->regions[i].len == 1) {
+			host->cf9 = pio->regions[i];
+			found = true;
+		}
+	}
+	pthread_rwlock_unlock(&pio->lock);
+	if (found)
+		bus_unregister(pio, 0xcf9);
+}
+
+static void restore_cf9(struct pci_host *host, struct bus *pio)
+{
+	if (host->cf9.ops && !host->cfg.cf9_ops)
+		bus_register(pio, host->cf9.base, 1, host->cf9.ops, host->cf9.opaque, host->cf9.name);
+	memset(&host->cf9, 0, sizeof(host->cf9));
+}
 
 static bool cfc_target(struct pci_host *host, uint64_t offset, unsigned *bdf, unsigned *reg)
 {
@@ -486,11 +522,13 @@ struct pci_host *pci_host_create(const struct pci_host_config *cfg)
 	if (r < 0)
 		goto fail;
 	if (cfg->pio) {
+		adopt_cf9(host, cfg->pio);
 		r = bus_register(cfg->pio, PCI_CF8_PORT, 4, &cf8_ops, host, "pci-cf8");
 		if (!r)
 			r = bus_register(cfg->pio, PCI_CFC_PORT, 4, &cfc_ops, host, "pci-cfc");
 		if (r < 0) {
 			bus_unregister(cfg->pio, PCI_CF8_PORT);
+			restore_cf9(host, cfg->pio);
 			bus_unregister(cfg->mmio, cfg->ecam_base);
 			goto fail;
 		}
@@ -513,6 +551,7 @@ void pci_host_destroy(struct pci_host *host)
 	if (host->cfg.pio) {
 		bus_unregister(host->cfg.pio, PCI_CF8_PORT);
 		bus_unregister(host->cfg.pio, PCI_CFC_PORT);
+		restore_cf9(host, host->cfg.pio);
 	}
 	free(host->slots[0]);
 	pthread_mutex_destroy(&host->lock);

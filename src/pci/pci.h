@@ -131,9 +131,11 @@ struct pci_host_config {
 	uint32_t intx_gsi_count;
 	/*
 	 * The port region [0xCF8, 0xCFC) is ours because 32-bit accesses to
-	 * 0xCF8 must find one bus region covering all four bytes; byte
-	 * accesses to 0xCF9 (the reset control register) are passed to these
-	 * ops (offset 0) when set, so that device must not claim 0xCF9 itself.
+	 * 0xCF8 must find one bus region covering all four bytes. Byte
+	 * accesses to 0xCF9 (the reset control register) go to whatever
+	 * one-byte region was registered at 0xCF9 before pci_host_create()
+	 * (hw/reset_ctl.c: create it first), which the host takes off the bus
+	 * and gives back on destroy; or, if set, to these ops (offset 0).
 	 */
 	const struct bus_ops *cf9_ops;
 	void *cf9_opaque;

@@ -1,289 +1,129 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "harness.h"
 #include "keel/compiler.h"
 
-#define H_ECAM_BASE 0xe0000000ULL
-#define H_MMIO32_BASE 0xc0000000ULL
-#define H_MMIO64_BASE 0x100000000ULL
-
-static int chip_set_level(struct irq_chip *c, uint32_t gsi, bool level)
+static int fake_set_level(struct irq_chip *chip, uint32_t gsi, bool level)
 {
-	struct fake_chip *fc = container_of(c, struct fake_chip, chip);
+	struct fake_irq_chip *f = container_of(chip, struct fake_irq_chip, chip);
 
-	if (gsi >= ARRAY_SIZE(fc->levels))
-		return -EINVAL;
-	pthread_mutex_lock(&fc->lock);
-	fc->levels[gsi] = level;
-	pthread_mutex_unlock(&fc->lock);
+	if (gsi >= FAKE_IRQ_LINES)
+		return -22;
+	if (level && !f->level[gsi])
+		f->edges[gsi]++;
+	f->level[gsi] = level;
+	f->calls[gsi]++;
 	return 0;
 }
 
-static void record_msi(struct fake_chip *fc, uint64_t addr, uint32_t data)
+static int fake_signal_msi(struct irq_chip *chip, uint64_t addr, uint32_t data)
 {
-	if (fc->nr_msi < H_MAX_MSI) {
-		fc->msi[fc->nr_msi].addr = addr;
-		fc->msi[fc->nr_msi].data = data;
-		fc->nr_msi++;
-	}
+	return -95; /* the platform devices never use MSI */
 }
 
-static int chip_signal_msi(struct irq_chip *c, uint64_t addr, uint32_t data)
+static void fake_request_stop(struct vm_events *ev, enum vm_stop_reason why)
 {
-	struct fake_chip *fc = container_of(c, struct fake_chip, chip);
+	struct fake_events *f = container_of(ev, struct fake_events, ev);
 
-	pthread_mutex_lock(&fc->lock);
-	record_msi(fc, addr, data);
-	pthread_mutex_unlock(&fc->lock);
-	return 0;
+	f->requests++;
+	f->last = why;
 }
 
-static int chip_irqfd_add(struct irq_chip *c, int fd, uint64_t addr, uint32_t data, bool masked)
+void harness_init(struct harness *h)
 {
-	struct fake_chip *fc = container_of(c, struct fake_chip, chip);
-	int r = 0;
-
-	pthread_mutex_lock(&fc->lock);
-	if (fc->nr_irqfd == H_MAX_IRQFD) {
-		r = -ENOSPC;
-	} else {
-		fc->irqfd[fc->nr_irqfd].fd = fd;
-		fc->irqfd[fc->nr_irqfd].addr = addr;
-		fc->irqfd[fc->nr_irqfd].data = data;
-		fc->irqfd[fc->nr_irqfd].masked = masked;
-		fc->nr_irqfd++;
-	}
-	pthread_mutex_unlock(&fc->lock);
-	return r;
-}
-
-static int chip_irqfd_update(struct irq_chip *c, int fd, uint64_t addr, uint32_t data, bool masked)
-{
-	struct fake_chip *fc = container_of(c, struct fake_chip, chip);
-	int r = -ENOENT;
-
-	pthread_mutex_lock(&fc->lock);
-	for (unsigned i = 0; i < fc->nr_irqfd; i++) {
-		if (fc->irqfd[i].fd == fd) {
-			fc->irqfd[i].addr = addr;
-			fc->irqfd[i].data = data;
-			fc->irqfd[i].masked = masked;
-			r = 0;
-		}
-	}
-	pthread_mutex_unlock(&fc->lock);
-	return r;
-}
-
-static void chip_irqfd_del(struct irq_chip *c, int fd)
-{
-	struct fake_chip *fc = container_of(c, struct fake_chip, chip);
-
-	pthread_mutex_lock(&fc->lock);
-	for (unsigned i = 0; i < fc->nr_irqfd; i++) {
-		if (fc->irqfd[i].fd == fd) {
-			fc->irqfd[i] = fc->irqfd[--fc->nr_irqfd];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&fc->lock);
-}
-
-static bool same_ioev(const struct ioeventfd *a, const struct ioeventfd *b)
-{
-	return a->addr == b->addr && a->len == b->len && a->fd == b->fd && a->pio == b->pio &&
-	       a->datamatch == b->datamatch && a->data == b->data;
-}
-
-static int ioev_add(struct ioeventfd_provider *p, const struct ioeventfd *ev)
-{
-	struct fake_ioevents *f = container_of(p, struct fake_ioevents, p);
-	int r = 0;
-
-	pthread_mutex_lock(&f->lock);
-	for (unsigned i = 0; i < f->nr; i++)
-		if (f->ev[i].addr == ev->addr && f->ev[i].pio == ev->pio)
-			r = -EEXIST; /* KVM refuses duplicates too */
-	if (!r && f->nr == H_MAX_IOEV)
-		r = -ENOSPC;
-	if (!r)
-		f->ev[f->nr++] = *ev;
-	pthread_mutex_unlock(&f->lock);
-	return r;
-}
-
-static void ioev_del(struct ioeventfd_provider *p, const struct ioeventfd *ev)
-{
-	struct fake_ioevents *f = container_of(p, struct fake_ioevents, p);
-
-	pthread_mutex_lock(&f->lock);
-	for (unsigned i = 0; i < f->nr; i++) {
-		if (same_ioev(&f->ev[i], ev)) {
-			f->ev[i] = f->ev[--f->nr];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&f->lock);
-}
-
-int harness_init(struct harness *h, const struct harness_opts *opts)
-{
-	struct pci_host_config pc;
-
 	memset(h, 0, sizeof(*h));
-	h->ram_size = opts && opts->ram_size ? opts->ram_size : H_RAM_SIZE;
-	h->ram = aligned_alloc(4096, h->ram_size);
-	if (!h->ram)
-		return -ENOMEM;
-	memset(h->ram, 0, h->ram_size);
-	guest_mem_add_region(&h->mem, 0, h->ram_size, h->ram);
-	h->alloc_next = 0x10000; /* leave page 0 alone: a NULL gpa must stay invalid-looking */
-	bus_init(&h->mmio, "mmio");
-	bus_init(&h->pio, "pio");
-	pthread_mutex_init(&h->chip.lock, NULL);
-	h->chip.chip.set_level = chip_set_level;
-	h->chip.chip.signal_msi = chip_signal_msi;
-	if (opts && opts->irqfd) {
-		h->chip.chip.irqfd_add = chip_irqfd_add;
-		h->chip.chip.irqfd_update = chip_irqfd_update;
-		h->chip.chip.irqfd_del = chip_irqfd_del;
-	}
-	pthread_mutex_init(&h->ioev.lock, NULL);
-	h->ioev.p.add = ioev_add;
-	h->ioev.p.del = ioev_del;
-	h->ioev.kvm_mode = opts && opts->kvm_mode;
-	event_loop_init(&h->loop);
-	pc = (struct pci_host_config){
-		.mmio = &h->mmio, .pio = &h->pio,
-		.ecam_base = H_ECAM_BASE, .ecam_size = 256 << 20,
-		.mmio32_base = H_MMIO32_BASE, .mmio32_size = 512 << 20,
-		.mmio64_base = H_MMIO64_BASE, .mmio64_size = 1ULL << 32,
-		.chip = &h->chip.chip,
-		.ioevents = opts && opts->ioevent ? &h->ioev.p : NULL,
-		.intx_gsi_base = 16, .intx_gsi_count = 8,
-	};
-	h->pci = pci_host_create(&pc);
-	return h->pci ? 0 : -errno;
-}
-
-void harness_destroy(struct harness *h)
-{
-	pci_host_destroy(h->pci);
-	event_loop_destroy(&h->loop);
-	bus_destroy(&h->mmio);
-	bus_destroy(&h->pio);
-	pthread_mutex_destroy(&h->chip.lock);
-	pthread_mutex_destroy(&h->ioev.lock);
-	free(h->ram);
-}
-
-uint64_t h_alloc(struct harness *h, uint64_t len, uint64_t align)
-{
-	uint64_t a = ALIGN_UP(h->alloc_next, align);
-
-	if (a + len > h->ram_size)
+	if (bus_init(&h->pio, "pio"))
 		abort();
-	h->alloc_next = a + len;
-	memset(h->ram + a, 0, len);
-	return a;
+	h->irqs.chip.set_level = fake_set_level;
+	h->irqs.chip.signal_msi = fake_signal_msi;
+	h->events.ev.request_stop = fake_request_stop;
 }
 
-void *h_ptr(struct harness *h, uint64_t gpa)
+void harness_fini(struct harness *h)
 {
-	return guest_mem_ptr(&h->mem, gpa, 0);
+	bus_destroy(&h->pio);
 }
 
-uint64_t h_read(struct harness *h, uint64_t addr, unsigned size)
+struct irq_line harness_line(struct harness *h, uint32_t gsi)
 {
-	uint64_t v = 0;
-
-	bus_read(&h->mmio, addr, &v, size);
-	return v;
+	return (struct irq_line){ .chip = &h->irqs.chip, .gsi = gsi };
 }
 
-void h_write(struct harness *h, uint64_t addr, unsigned size, uint64_t v)
+unsigned harness_take_edges(struct harness *h, uint32_t gsi)
 {
-	if (h->ioev.kvm_mode) {
-		int fd = -1;
+	unsigned n = h->irqs.edges[gsi];
 
-		pthread_mutex_lock(&h->ioev.lock);
-		for (unsigned i = 0; i < h->ioev.nr; i++) {
-			const struct ioeventfd *e = &h->ioev.ev[i];
-
-			if (!e->pio && e->addr == addr && (!e->len || e->len == size) &&
-			    (!e->datamatch || e->data == v))
-				fd = e->fd;
-		}
-		if (fd >= 0)
-			h->ioev.hits++;
-		pthread_mutex_unlock(&h->ioev.lock);
-		if (fd >= 0) {
-			uint64_t one = 1;
-
-			if (write(fd, &one, 8) != 8)
-				abort();
-			return;
-		}
-	}
-	bus_write(&h->mmio, addr, &v, size);
-}
-
-uint32_t h_cfg_read(struct harness *h, unsigned slot, unsigned off, unsigned size)
-{
-	return (uint32_t)h_read(h, H_ECAM_BASE + ((uint64_t)slot << 15) + off, size);
-}
-
-void h_cfg_write(struct harness *h, unsigned slot, unsigned off, unsigned size, uint32_t v)
-{
-	h_write(h, H_ECAM_BASE + ((uint64_t)slot << 15) + off, size, v);
-}
-
-void h_pump(struct harness *h, int idle_ms)
-{
-	for (int i = 0; i < 8; i++)
-		event_loop_run_once(&h->loop, 0);
-	if (idle_ms)
-		event_loop_run_once(&h->loop, idle_ms);
-}
-
-static void collect_irqfds(struct harness *h)
-{
-	struct fake_chip *fc = &h->chip;
-
-	pthread_mutex_lock(&fc->lock);
-	for (unsigned i = 0; i < fc->nr_irqfd; i++) {
-		uint64_t n;
-
-		if (read(fc->irqfd[i].fd, &n, 8) == 8)
-			for (uint64_t k = 0; k < n; k++)
-				record_msi(fc, fc->irqfd[i].addr, fc->irqfd[i].data);
-	}
-	pthread_mutex_unlock(&fc->lock);
-}
-
-unsigned h_msi_count(struct harness *h, uint32_t data)
-{
-	unsigned n = 0;
-
-	collect_irqfds(h);
-	pthread_mutex_lock(&h->chip.lock);
-	for (unsigned i = 0; i < h->chip.nr_msi; i++)
-		n += h->chip.msi[i].data == data;
-	pthread_mutex_unlock(&h->chip.lock);
+	h->irqs.edges[gsi] = 0;
 	return n;
 }
 
-unsigned h_msi_total(struct harness *h)
+uint8_t inb(struct harness *h, uint16_t port)
 {
-	unsigned n;
+	uint8_t v;
 
-	collect_irqfds(h);
-	pthread_mutex_lock(&h->chip.lock);
-	n = h->chip.nr_msi;
-	pthread_mutex_unlock(&h->chip.lock);
+	bus_read(&h->pio, port, &v, 1);
+	return v;
+}
+
+uint16_t inw(struct harness *h, uint16_t port)
+{
+	uint16_t v;
+
+	bus_read(&h->pio, port, &v, 2);
+	return v;
+}
+
+uint32_t inl(struct harness *h, uint16_t port)
+{
+	uint32_t v;
+
+	bus_read(&h->pio, port, &v, 4);
+	return v;
+}
+
+void outb(struct harness *h, uint16_t port, uint8_t v)
+{
+	bus_write(&h->pio, port, &v, 1);
+}
+
+void outw(struct harness *h, uint16_t port, uint16_t v)
+{
+	bus_write(&h->pio, port, &v, 2);
+}
+
+void outl(struct harness *h, uint16_t port, uint32_t v)
+{
+	bus_write(&h->pio, port, &v, 4);
+}
+
+/* xorshift32: reproducible garbage for the hostile-input tests. */
+static uint32_t next_rand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+unsigned harness_fuzz_ports(struct harness *h, uint16_t base, unsigned len, unsigned rounds,
+			    uint32_t seed)
+{
+	static const unsigned sizes[] = { 1, 2, 4, 8 };
+	unsigned n = 0;
+
+	for (unsigned r = 0; r < rounds; r++) {
+		for (unsigned off = 0; off < len; off++) {
+			for (unsigned s = 0; s < ARRAY_SIZE(sizes); s++) {
+				uint64_t v = ((uint64_t)next_rand(&seed) << 32) | next_rand(&seed);
+				uint64_t out = 0;
+
+				bus_write(&h->pio, base + off, &v, sizes[s]);
+				bus_read(&h->pio, base + off, &out, sizes[s]);
+				n += 2;
+			}
+		}
+	}
 	return n;
 }

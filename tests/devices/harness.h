@@ -1,87 +1,61 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The host-side guest: a buffer playing guest RAM, the two buses, a PCI host
- * bridge, a fake irq_chip that records MSIs (optionally through irqfds, as
- * KVM would), a fake ioeventfd provider that can play KVM by turning
- * matching MMIO writes into eventfd signals, and an event loop the devices
- * under test run on (pumped from the test thread).
+ * What the device tests share: a port-I/O bus the test drives like a guest
+ * driver (inb/outb), an irq_chip that records every level each line was
+ * driven to and counts rising edges (what an edge-triggered PIC/IOAPIC
+ * would latch), and a vm_events that records stop requests.
  */
-#ifndef KEEL_TEST_HARNESS_H
-#define KEEL_TEST_HARNESS_H
+#ifndef KEEL_TESTS_DEVICES_HARNESS_H
+#define KEEL_TESTS_DEVICES_HARNESS_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "keel/bus.h"
-#include "keel/event_loop.h"
-#include "keel/guest_mem.h"
-#include "keel/ioevent.h"
 #include "keel/irq.h"
-#include "pci/pci.h"
+#include "keel/vm_events.h"
 
-#define H_RAM_SIZE (32u << 20)
-#define H_MAX_MSI 4096
-#define H_MAX_IOEV 256
-#define H_MAX_IRQFD 256
+#define FAKE_IRQ_LINES 24
 
-struct fake_chip {
+struct fake_irq_chip {
 	struct irq_chip chip;
-	pthread_mutex_t lock;
-	unsigned nr_msi;
-	struct { uint64_t addr; uint32_t data; } msi[H_MAX_MSI];
-	bool levels[64];
-	unsigned nr_irqfd;
-	struct { int fd; uint64_t addr; uint32_t data; bool masked; } irqfd[H_MAX_IRQFD];
+	bool level[FAKE_IRQ_LINES];
+	unsigned edges[FAKE_IRQ_LINES]; /* low -> high transitions */
+	unsigned calls[FAKE_IRQ_LINES];
 };
 
-struct fake_ioevents {
-	struct ioeventfd_provider p;
-	pthread_mutex_t lock;
-	bool kvm_mode; /* intercept matching MMIO writes like KVM would */
-	unsigned nr;
-	struct ioeventfd ev[H_MAX_IOEV];
-	unsigned hits; /* writes turned into eventfd signals */
+struct fake_events {
+	struct vm_events ev;
+	unsigned requests;
+	enum vm_stop_reason last;
 };
 
 struct harness {
-	uint8_t *ram;
-	uint64_t ram_size;
-	struct guest_mem mem;
-	uint64_t alloc_next;
-	struct bus mmio, pio;
-	struct pci_host *pci;
-	struct fake_chip chip;
-	struct fake_ioevents ioev;
-	struct event_loop loop;
+	struct bus pio;
+	struct fake_irq_chip irqs;
+	struct fake_events events;
 };
 
-struct harness_opts {
-	bool irqfd;   /* the chip offers the irqfd fast path */
-	bool ioevent; /* the provider exists (kvm_mode says whether it intercepts) */
-	bool kvm_mode;
-	uint64_t ram_size; /* 0: H_RAM_SIZE */
-};
+void harness_init(struct harness *h);
+void harness_fini(struct harness *h);
+struct irq_line harness_line(struct harness *h, uint32_t gsi);
 
-int harness_init(struct harness *h, const struct harness_opts *opts);
-void harness_destroy(struct harness *h);
+uint8_t inb(struct harness *h, uint16_t port);
+uint16_t inw(struct harness *h, uint16_t port);
+uint32_t inl(struct harness *h, uint16_t port);
+void outb(struct harness *h, uint16_t port, uint8_t v);
+void outw(struct harness *h, uint16_t port, uint16_t v);
+void outl(struct harness *h, uint16_t port, uint32_t v);
 
-/* Bump allocator in guest RAM, zeroed; never fails in tests (asserts). */
-uint64_t h_alloc(struct harness *h, uint64_t len, uint64_t align);
-void *h_ptr(struct harness *h, uint64_t gpa);
+/* Rising edges on gsi since the last call. */
+unsigned harness_take_edges(struct harness *h, uint32_t gsi);
 
-/* MMIO as the guest CPU does it (through the fake KVM when kvm_mode). */
-uint64_t h_read(struct harness *h, uint64_t addr, unsigned size);
-void h_write(struct harness *h, uint64_t addr, unsigned size, uint64_t v);
-
-/* Config space through ECAM. */
-uint32_t h_cfg_read(struct harness *h, unsigned slot, unsigned off, unsigned size);
-void h_cfg_write(struct harness *h, unsigned slot, unsigned off, unsigned size, uint32_t v);
-
-/* Runs the devices' event loop until nothing happens for `idle_ms`. */
-void h_pump(struct harness *h, int idle_ms);
-/* Reads irqfds into the MSI log; returns how many MSIs with this data so far. */
-unsigned h_msi_count(struct harness *h, uint32_t data);
-unsigned h_msi_total(struct harness *h);
+/*
+ * Hammers [base, base+len) with writes and reads of every width (1, 2, 4,
+ * 8 bytes, also straddling the region's end) and pseudo-random values from
+ * a fixed seed, so a failure reproduces. Returns the number of accesses.
+ */
+unsigned harness_fuzz_ports(struct harness *h, uint16_t base, unsigned len, unsigned rounds,
+			    uint32_t seed);
 
 #endif

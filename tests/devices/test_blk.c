@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "guest.h"
 #include "keel/compiler.h"
 #include "ktest.h"
 #include "vdriver.h"
@@ -37,7 +37,7 @@
 #define T_WRITE_ZEROES 13
 
 struct blkrig {
-	struct harness h;
+	struct guest h;
 	struct virtio_blk *blk;
 	struct vdriver d;
 	char path[64];
@@ -53,7 +53,7 @@ static int blkrig_up(struct blkrig *r, const char *opts, bool threaded)
 	memset(r, 0, sizeof(*r));
 	snprintf(r->path, sizeof(r->path), "/tmp/keel-blk-test-XXXXXX");
 	r->fd = mkstemp(r->path);
-	if (r->fd < 0 || ftruncate(r->fd, DISK_SIZE) < 0 || harness_init(&r->h, NULL) < 0)
+	if (r->fd < 0 || ftruncate(r->fd, DISK_SIZE) < 0 || guest_init(&r->h, NULL) < 0)
 		return -1;
 	snprintf(spec, sizeof(spec), "path=%s,serial=KEEL-SERIAL-0001%s", r->path, opts);
 	if (virtio_blk_parse(spec, &o, err, sizeof(err)) < 0) {
@@ -80,7 +80,7 @@ static int blkrig_up(struct blkrig *r, const char *opts, bool threaded)
 static void blkrig_down(struct blkrig *r)
 {
 	virtio_blk_destroy(r->blk);
-	harness_destroy(&r->h);
+	guest_destroy(&r->h);
 	close(r->fd);
 	unlink(r->path);
 }

@@ -23,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "guest.h"
 #include "keel/compiler.h"
 #include "ktest.h"
 #include "vdriver.h"
@@ -54,7 +54,7 @@
 static const uint8_t guest_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
 struct netrig {
-	struct harness h;
+	struct guest h;
 	struct virtio_net *net;
 	struct vdriver d;
 	int sock; /* host-side UDP socket bound to HOST_IP:HOST_PORT */
@@ -115,7 +115,7 @@ static int netrig_up(struct netrig *r, bool threaded, const char *extra_opts)
 
 	memset(r, 0, sizeof(*r));
 	r->sock = -1;
-	if (harness_init(&r->h, NULL) < 0)
+	if (guest_init(&r->h, NULL) < 0)
 		return -1;
 	snprintf(spec, sizeof(spec), "tap=" TAP ",mac=52:54:00:12:34:56%s", extra_opts);
 	if (virtio_net_parse(spec, &o, err, sizeof(err)) < 0)
@@ -136,7 +136,7 @@ static void netrig_down(struct netrig *r)
 	if (r->sock >= 0)
 		close(r->sock);
 	virtio_net_destroy(r->net);
-	harness_destroy(&r->h);
+	guest_destroy(&r->h);
 }
 
 static int start(struct vdriver *d, uint64_t features)

@@ -3,12 +3,13 @@
 #include <errno.h>
 #include <string.h>
 
-#include "harness.h"
+#include "guest.h"
 #include "keel/compiler.h"
 #include "ktest.h"
 #include "pci/msix.h"
 #include "pci/pci.h"
 #include "pci/pci_acpi.h"
+#include "hw/reset_ctl.h"
 
 struct toy {
 	struct pci_device *pci;
@@ -62,7 +63,7 @@ static const struct pci_device_ops toy_ops = {
 	.bar_mapped = toy_mapped,
 };
 
-static int toy_add(struct harness *h, struct toy *t, enum pci_bar_type type, bool msix)
+static int toy_add(struct guest *h, struct toy *t, enum pci_bar_type type, bool msix)
 {
 	int r;
 
@@ -79,11 +80,11 @@ static int toy_add(struct harness *h, struct toy *t, enum pci_bar_type type, boo
 
 KTEST(pci_host_bridge_and_conf1_match_ecam)
 {
-	struct harness h;
+	struct guest h;
 	struct toy t;
 	uint32_t v, a;
 
-	KASSERT(harness_init(&h, NULL) == 0);
+	KASSERT(guest_init(&h, NULL) == 0);
 	KASSERT(toy_add(&h, &t, PCI_BAR_MEM32, false) == 0);
 	KCHECK_EQ(h_cfg_read(&h, 0, 0, 4), 0x00081b36);       /* the host bridge */
 	KCHECK_EQ(h_cfg_read(&h, 0, 0x0a, 2), 0x0600);
@@ -123,7 +124,7 @@ KTEST(pci_host_bridge_and_conf1_match_ecam)
 	KCHECK_EQ(h_read(&h, 0xe0000000ULL + (1 << 20), 4), 0xffffffff);
 	KCHECK_EQ(h_read(&h, 0xe0000000ULL + (1 << 15) + (1 << 12), 4), 0xffffffff);
 	pci_device_remove(t.pci);
-	harness_destroy(&h);
+	guest_destroy(&h);
 }
 
 static void cf9_write(void *opaque, uint64_t off, const void *data, unsigned size)
@@ -153,14 +154,63 @@ KTEST(pci_cf9_byte_is_forwarded)
 	bus_destroy(&pio);
 }
 
+struct stop_log {
+	struct vm_events ev;
+	enum vm_stop_reason last;
+};
+
+static void record_stop(struct vm_events *ev, enum vm_stop_reason why)
+{
+	container_of(ev, struct stop_log, ev)->last = why;
+}
+
+/* The machine's real neighbour at 0xCF9: conf1 and the reset register coexist. */
+KTEST(pci_conf1_around_reset_ctl)
+{
+	struct stop_log stops = { .ev.request_stop = record_stop };
+	struct bus mmio, pio;
+	struct reset_ctl *rc;
+	struct pci_host *host;
+	uint32_t a = 0x80000000u, v = 0;
+	uint8_t b = 0x02;
+
+	bus_init(&mmio, "mmio");
+	bus_init(&pio, "pio");
+	rc = reset_ctl_create(&pio, &stops.ev);
+	KASSERT(rc);
+	host = pci_host_create(&(struct pci_host_config){
+		.mmio = &mmio, .pio = &pio, .ecam_base = 0xe0000000, .ecam_size = 1 << 28,
+	});
+	KASSERT(host);
+	bus_write(&pio, 0xcf8, &a, 4);
+	bus_read(&pio, 0xcfc, &v, 4);
+	KCHECK_EQ(v, 0x00081b36);
+	bus_write(&pio, 0xcf9, &b, 1);          /* SYS_RST alone: kept, no reset */
+	KCHECK_EQ(stops.last, VM_STOP_NONE);
+	v = 0;
+	bus_read(&pio, 0xcf9, &v, 1);
+	KCHECK_EQ(v, 0x02);
+	b = 0x06;                               /* RST_CPU */
+	bus_write(&pio, 0xcf9, &b, 1);
+	KCHECK_EQ(stops.last, VM_STOP_RESET);
+	pci_host_destroy(host);
+	/* The reset register is back on the bus on its own. */
+	stops.last = VM_STOP_NONE;
+	bus_write(&pio, 0xcf9, &b, 1);
+	KCHECK_EQ(stops.last, VM_STOP_RESET);
+	reset_ctl_destroy(rc);
+	bus_destroy(&mmio);
+	bus_destroy(&pio);
+}
+
 KTEST(pci_bar_sizing_and_moves)
 {
-	struct harness h;
+	struct guest h;
 	struct toy t;
 	uint64_t base;
 	uint32_t lo, hi;
 
-	KASSERT(harness_init(&h, NULL) == 0);
+	KASSERT(guest_init(&h, NULL) == 0);
 	KASSERT(toy_add(&h, &t, PCI_BAR_MEM64, false) == 0);
 	lo = h_cfg_read(&h, 1, PCI_BAR0, 4);
 	hi = h_cfg_read(&h, 1, PCI_BAR0 + 4, 4);
@@ -197,17 +247,17 @@ KTEST(pci_bar_sizing_and_moves)
 	KCHECK_EQ(t.mapped_at, 0);
 	KCHECK_EQ(h_cfg_read(&h, 1, 0, 4), 0x56781234);
 	pci_device_remove(t.pci);
-	harness_destroy(&h);
+	guest_destroy(&h);
 }
 
 KTEST(pci_capability_list_and_acpi_info)
 {
-	struct harness h;
+	struct guest h;
 	struct toy t;
 	struct pci_acpi_info info;
 	unsigned c;
 
-	KASSERT(harness_init(&h, NULL) == 0);
+	KASSERT(guest_init(&h, NULL) == 0);
 	KASSERT(toy_add(&h, &t, PCI_BAR_MEM32, true) == 0);
 	KCHECK(h_cfg_read(&h, 1, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
 	c = h_cfg_read(&h, 1, PCI_CAPABILITY_LIST, 1);
@@ -226,10 +276,10 @@ KTEST(pci_capability_list_and_acpi_info)
 	KCHECK_EQ(info.prt[1].gsi, 17);
 	msix_destroy(&t.msix);
 	pci_device_remove(t.pci);
-	harness_destroy(&h);
+	guest_destroy(&h);
 }
 
-static void msix_program(struct harness *h, uint64_t bar, unsigned v, uint32_t data, bool masked)
+static void msix_program(struct guest *h, uint64_t bar, unsigned v, uint32_t data, bool masked)
 {
 	h_write(h, bar + 0x1000 + 16 * v, 4, 0xfee00000);
 	h_write(h, bar + 0x1000 + 16 * v + 4, 4, 0);
@@ -239,12 +289,12 @@ static void msix_program(struct harness *h, uint64_t bar, unsigned v, uint32_t d
 
 static void msix_masks_and_pending(bool irqfd)
 {
-	struct harness h;
+	struct guest h;
 	struct toy t;
 	uint64_t bar;
 	unsigned c;
 
-	KASSERT(harness_init(&h, &(struct harness_opts){ .irqfd = irqfd }) == 0);
+	KASSERT(guest_init(&h, &(struct guest_opts){ .irqfd = irqfd }) == 0);
 	KASSERT(toy_add(&h, &t, PCI_BAR_MEM32, true) == 0);
 	KCHECK_EQ(h.chip.nr_irqfd, irqfd ? 4u : 0u);
 	bar = h_cfg_read(&h, 1, PCI_BAR0, 4) & ~0xfu;
@@ -302,7 +352,7 @@ static void msix_masks_and_pending(bool irqfd)
 	msix_destroy(&t.msix);
 	KCHECK_EQ(h.chip.nr_irqfd, 0);
 	pci_device_remove(t.pci);
-	harness_destroy(&h);
+	guest_destroy(&h);
 }
 
 KTEST(msix_masks_pending_signal_msi)
@@ -317,10 +367,10 @@ KTEST(msix_masks_pending_irqfd)
 
 KTEST(pci_intx_follows_disable_bit)
 {
-	struct harness h;
+	struct guest h;
 	struct toy t;
 
-	KASSERT(harness_init(&h, NULL) == 0);
+	KASSERT(guest_init(&h, NULL) == 0);
 	KASSERT(toy_add(&h, &t, PCI_BAR_MEM32, false) == 0);
 	pci_set_intx(t.pci, true);
 	KCHECK(h.chip.levels[17]);
@@ -332,7 +382,7 @@ KTEST(pci_intx_follows_disable_bit)
 	pci_set_intx(t.pci, false);
 	KCHECK(!h.chip.levels[17]);
 	pci_device_remove(t.pci);
-	harness_destroy(&h);
+	guest_destroy(&h);
 }
 
 int main(void)

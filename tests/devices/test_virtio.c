@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "harness.h"
+#include "guest.h"
 #include "keel/compiler.h"
 #include "ktest.h"
 #include "vdriver.h"
@@ -20,14 +20,14 @@
 #define STD_FEATURES (FEAT(VIRTIO_F_INDIRECT_DESC) | FEAT(VIRTIO_F_EVENT_IDX))
 
 struct rig {
-	struct harness h;
+	struct guest h;
 	struct virtio_rng *rng[2];
 	struct vdriver d[2];
 };
 
-static int rig_up(struct rig *r, const struct harness_opts *o, bool threads)
+static int rig_up(struct rig *r, const struct guest_opts *o, bool threads)
 {
-	if (harness_init(&r->h, o) < 0)
+	if (guest_init(&r->h, o) < 0)
 		return -1;
 	for (int i = 0; i < 2; i++) {
 		r->rng[i] = virtio_rng_create(r->h.pci, &r->h.mem, threads ? NULL : &r->h.loop);
@@ -41,7 +41,7 @@ static void rig_down(struct rig *r)
 {
 	virtio_rng_destroy(r->rng[0]);
 	virtio_rng_destroy(r->rng[1]);
-	harness_destroy(&r->h);
+	guest_destroy(&r->h);
 }
 
 static int driver_start(struct vdriver *d, uint16_t qsize, uint64_t features)
@@ -111,7 +111,7 @@ KTEST(rng_threaded_with_ioeventfd_and_irqfd)
 {
 	struct rig r;
 
-	KASSERT(rig_up(&r, &(struct harness_opts){ .irqfd = true, .ioevent = true, .kvm_mode = true },
+	KASSERT(rig_up(&r, &(struct guest_opts){ .irqfd = true, .ioevent = true, .kvm_mode = true },
 		       true) == 0);
 	KCHECK_EQ(r.h.ioev.nr, 2); /* one doorbell per device (one queue each) */
 	KASSERT(driver_start(&r.d[0], 0, STD_FEATURES) == 0);

@@ -36,7 +36,7 @@ static void set_status(struct vdriver *d, uint8_t bits)
 /* Walks the capability list like vp_modern_probe(): vendor caps by type. */
 static void read_caps(struct vdriver *d)
 {
-	struct harness *h = d->h;
+	struct guest *h = d->h;
 	unsigned c = h_cfg_read(h, d->slot, PCI_CAPABILITY_LIST, 1);
 
 	for (unsigned guard = 0; c && guard < 48; guard++) {
@@ -63,7 +63,7 @@ static void read_caps(struct vdriver *d)
 	}
 }
 
-int vd_probe(struct vdriver *d, struct harness *h, uint16_t virtio_id, unsigned nth)
+int vd_probe(struct vdriver *d, struct guest *h, uint16_t virtio_id, unsigned nth)
 {
 	memset(d, 0, sizeof(*d));
 	d->h = h;
@@ -114,7 +114,7 @@ int vd_negotiate(struct vdriver *d, uint64_t want)
 
 void vd_setup_msix(struct vdriver *d, unsigned nr_queues)
 {
-	struct harness *h = d->h;
+	struct guest *h = d->h;
 	unsigned c = h_cfg_read(h, d->slot, PCI_CAPABILITY_LIST, 1);
 	uint64_t table;
 

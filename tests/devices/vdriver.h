@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "harness.h"
+#include "guest.h"
 #include "virtio/virtqueue.h"
 
 #define VD_MAX_QUEUES 16
@@ -29,7 +29,7 @@ struct vd_queue {
 };
 
 struct vdriver {
-	struct harness *h;
+	struct guest *h;
 	unsigned slot;
 	uint64_t bar;
 	uint64_t common, isr, device, notify; /* absolute addresses */
@@ -46,7 +46,7 @@ struct vd_buf {
 };
 
 /* Finds the n-th (0-based) virtio function with this device type. 0 or -ENODEV. */
-int vd_probe(struct vdriver *d, struct harness *h, uint16_t virtio_id, unsigned nth);
+int vd_probe(struct vdriver *d, struct guest *h, uint16_t virtio_id, unsigned nth);
 /* Reset, ACK|DRIVER, negotiate `want` (VERSION_1 added). 0 or -EPROTO if refused. */
 int vd_negotiate(struct vdriver *d, uint64_t want);
 /* MSI-X on, vector v = queue v, config = vector nr_queues. */
@@ -66,7 +66,7 @@ uint16_t vd_add_indirect(struct vdriver *d, unsigned q, const struct vd_buf *buf
 /* Makes `head` available (raw: no checks, hostile tests pass anything). */
 void vd_publish(struct vdriver *d, unsigned q, uint16_t head);
 void vd_kick(struct vdriver *d, unsigned q);
-/* Waits up to timeout_ms (pumping the harness loop) for a used entry. 1 or 0. */
+/* Waits up to timeout_ms (pumping the guest loop) for a used entry. 1 or 0. */
 int vd_get_used(struct vdriver *d, unsigned q, uint32_t *id, uint32_t *len, int timeout_ms);
 /* Raw descriptor write into the queue's table. */
 void vd_set_desc(struct vdriver *d, unsigned q, uint16_t i, uint64_t addr, uint32_t len,

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "fuzz_ring.h"
-#include "harness.h"
+#include "guest.h"
 #include "keel/log.h"
 #include "vdriver.h"
 #include "virtio/blk.h"
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char path[] = "/tmp/keel-fuzz-blk-XXXXXX";
 	static bool made;
 	struct blk_open_opts oo = { .path = path, .aio = BLK_AIO_SYNC };
-	struct harness h;
+	struct guest h;
 	struct virtio_blk *blk;
 	struct blk_dev *dev;
 	struct vdriver d;
@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		close(fd);
 		made = true;
 	}
-	if (size < 8 || harness_init(&h, &(struct harness_opts){ .ram_size = FUZZ_RAM }) < 0)
+	if (size < 8 || guest_init(&h, &(struct guest_opts){ .ram_size = FUZZ_RAM }) < 0)
 		return 0;
 	oo.read_only = data[4] & 1;
 	if (blk_open(&oo, &dev, NULL, 0) < 0)
@@ -55,6 +55,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_fill_queue(&d, 0, data + 8, size - 8);
 	}
 	virtio_blk_destroy(blk);
-	harness_destroy(&h);
+	guest_destroy(&h);
 	return 0;
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fuzz_ring.h"
-#include "harness.h"
+#include "guest.h"
 #include "keel/log.h"
 #include "net/backend.h"
 #include "vdriver.h"
@@ -43,12 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t mac[6] = { 2, 0, 0, 0, 0, 1 };
 	struct net_backend be = { .ops = &null_ops, .can_offload = true };
-	struct harness h;
+	struct guest h;
 	struct virtio_net *net;
 	struct vdriver d;
 
 	log_set_level(LOG_LEVEL_ERROR);
-	if (size < 8 || harness_init(&h, &(struct harness_opts){ .ram_size = FUZZ_RAM }) < 0)
+	if (size < 8 || guest_init(&h, &(struct guest_opts){ .ram_size = FUZZ_RAM }) < 0)
 		return 0;
 	net = virtio_net_create_backend(h.pci, &h.mem, mac, &be, &h.loop);
 	if (!net || vd_probe(&d, &h, VIRTIO_ID_NET, 0) < 0)
@@ -60,6 +60,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_fill_queue(&d, 1, data + 8, size - 8);
 	}
 	virtio_net_destroy(net);
-	harness_destroy(&h);
+	guest_destroy(&h);
 	return 0;
 }
