@@ -558,7 +558,7 @@ void pci_host_destroy(struct pci_host *host)
 	free(host);
 }
 
-void pci_host_acpi_info(const struct pci_host *host, struct pci_acpi_info *out)
+void pci_host_acpi_config(const struct pci_host *host, struct acpi_pci_config *out)
 {
 	const struct pci_host_config *c = &host->cfg;
 

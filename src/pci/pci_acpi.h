@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What the ACPI table generator needs to describe the PCI root bridge, as
- * plain data: the MCFG entry (ECAM base, segment, bus range), the PNP0A08
+ * What the ACPI table generator (src/acpi) needs to describe the PCI root
+ * bridge, as plain data (acpi.h's `struct acpi_pci_config`): the MCFG entry (ECAM base, segment, bus range), the PNP0A08
  * device's _CRS (bus numbers, I/O ranges, the 32-bit and 64-bit MMIO
  * windows) and its _PRT (which GSI each slot's INTA# is wired to).
  */
@@ -17,7 +17,7 @@ struct pci_acpi_range {
 	uint64_t size; /* 0: absent */
 };
 
-struct pci_acpi_info {
+struct acpi_pci_config {
 	/* MCFG */
 	uint64_t ecam_base;
 	uint16_t segment;
@@ -36,6 +36,7 @@ struct pci_acpi_info {
 	} prt[PCI_MAX_SLOTS];
 };
 
-void pci_host_acpi_info(const struct pci_host *host, struct pci_acpi_info *out);
+/* Fills cfg from the host bridge; acpi_config.pci then points at it. */
+void pci_host_acpi_config(const struct pci_host *host, struct acpi_pci_config *out);
 
 #endif

@@ -254,7 +254,7 @@ KTEST(pci_capability_list_and_acpi_info)
 {
 	struct guest h;
 	struct toy t;
-	struct pci_acpi_info info;
+	struct acpi_pci_config info;
 	unsigned c;
 
 	KASSERT(guest_init(&h, NULL) == 0);
@@ -267,7 +267,7 @@ KTEST(pci_capability_list_and_acpi_info)
 	KCHECK_EQ(h_cfg_read(&h, 1, c + 8, 4), 0x2000);
 	KCHECK_EQ(h_cfg_read(&h, 1, PCI_INTERRUPT_PIN, 1), 1);
 	KCHECK_EQ(h_cfg_read(&h, 1, PCI_INTERRUPT_LINE, 1), 16 + 1);
-	pci_host_acpi_info(h.pci, &info);
+	pci_host_acpi_config(h.pci, &info);
 	KCHECK_EQ(info.ecam_base, 0xe0000000ULL);
 	KCHECK_EQ(info.bus_end, 255);
 	KCHECK_EQ(info.mmio32.base, 0xc0000000ULL);
