@@ -123,6 +123,21 @@ void msix_destroy(struct msix *m)
 	memset(m, 0, sizeof(*m));
 }
 
+void msix_reset(struct msix *m)
+{
+	if (!m->dev)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->enabled = m->function_masked = false;
+	m->dev->cfg[m->cap + 3] &= (uint8_t)~((MSIX_CTRL_ENABLE | MSIX_CTRL_FMASK) >> 8);
+	memset(m->pba, 0, msix_pba_size(m->nr));
+	for (unsigned v = 0; v < m->nr; v++) {
+		m->table[v] = (struct msix_entry){ .ctrl = MSIX_VECTOR_MASKED };
+		update_route(m, v);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
 void msix_config_written(struct msix *m, unsigned off, unsigned size)
 {
 	uint16_t ctrl;

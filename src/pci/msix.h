@@ -64,6 +64,8 @@ int msix_init(struct msix *m, struct pci_device *dev, unsigned nr, unsigned bar,
 /* Unbinds irqfds and frees. Safe on a zeroed struct. */
 void msix_destroy(struct msix *m);
 
+/* Power-on state: disabled, every vector masked and cleared, nothing pending. */
+void msix_reset(struct msix *m);
 /* From the device's config_written hook. */
 void msix_config_written(struct msix *m, unsigned off, unsigned size);
 /* Table and PBA accesses; `off` is relative to the table / PBA start. */

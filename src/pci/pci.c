@@ -392,6 +392,7 @@ static int assign_bars(struct pci_host *host, struct pci_device *dev)
 			return -ENOSPC;
 		flags = b->type == PCI_BAR_IO ? 1 : (b->type == PCI_BAR_MEM64 ? 4 : 0) |
 							    (b->prefetchable ? 8 : 0);
+		dev->bar_assigned[i] = addr;
 		pci_cfg_write32(dev, off, (uint32_t)addr | flags);
 		wmask_set(dev, off, (uint32_t)~(b->size - 1) & (b->type == PCI_BAR_IO ? ~3u : ~0xfu),
 			  4);
@@ -450,6 +451,7 @@ int pci_device_add(struct pci_host *host, const struct pci_device_desc *desc,
 			cmd |= PCI_COMMAND_MEMORY;
 	}
 	pci_cfg_write16(dev, PCI_COMMAND, cmd);
+	dev->command_at_add = cmd;
 	host->slots[slot] = dev;
 	update_mappings(dev);
 	*out = dev;
@@ -457,6 +459,39 @@ int pci_device_add(struct pci_host *host, const struct pci_device_desc *desc,
 out:
 	pthread_mutex_unlock(&host->lock);
 	return r;
+}
+
+static void reset_function(struct pci_device *dev)
+{
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		unsigned off = PCI_BAR0 + 4 * i;
+		uint32_t flags = pci_cfg_read32(dev, off) & (dev->bars[i].type == PCI_BAR_IO ? 3 : 0xf);
+
+		if (dev->bars[i].type == PCI_BAR_NONE)
+			continue;
+		pci_cfg_write32(dev, off, (uint32_t)dev->bar_assigned[i] | flags);
+		if (dev->bars[i].type == PCI_BAR_MEM64)
+			pci_cfg_write32(dev, off + 4, (uint32_t)(dev->bar_assigned[i] >> 32));
+	}
+	pci_cfg_write16(dev, PCI_COMMAND, dev->command_at_add);
+	dev->cfg[PCI_STATUS + 1] = 0;
+	dev->cfg[0x0c] = dev->cfg[0x0d] = 0;
+	if (dev->intx.chip)
+		dev->cfg[PCI_INTERRUPT_LINE] = (uint8_t)dev->intx.gsi;
+	update_mappings(dev);
+	if (dev->ops && dev->ops->reset)
+		dev->ops->reset(dev);
+	pci_set_intx(dev, false);
+}
+
+void pci_host_reset(struct pci_host *host)
+{
+	pthread_mutex_lock(&host->lock);
+	host->cf8 = 0;
+	for (unsigned s = 1; s < PCI_MAX_SLOTS; s++)
+		if (host->slots[s])
+			reset_function(host->slots[s]);
+	pthread_mutex_unlock(&host->lock);
 }
 
 void pci_device_remove(struct pci_device *dev)

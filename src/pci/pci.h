@@ -83,6 +83,8 @@ struct pci_device_ops {
 	void (*config_read)(struct pci_device *dev, unsigned off, unsigned size);
 	/* A BAR started (addr != 0) or stopped (addr == 0) decoding. */
 	void (*bar_mapped)(struct pci_device *dev, unsigned bar, uint64_t addr);
+	/* Machine reset: back to power-on state (capabilities, the device itself). */
+	void (*reset)(struct pci_device *dev);
 };
 
 struct pci_device_desc {
@@ -114,6 +116,8 @@ struct pci_device {
 	uint8_t last_cap;                     /* 0 until the first capability */
 	struct irq_line intx;
 	bool intx_level;
+	uint64_t bar_assigned[PCI_NUM_BARS]; /* where pci_device_add() put them */
+	uint16_t command_at_add;
 };
 
 /* What the VMM gives the host bridge (see src/vmm/layout.h). */
@@ -143,6 +147,13 @@ struct pci_host_config {
 
 /* Registers ECAM and 0xCF8/0xCFC-0xCFF; NULL with errno on failure. */
 struct pci_host *pci_host_create(const struct pci_host_config *cfg);
+/*
+ * Machine reset (guest reboot): every function back to how pci_device_add()
+ * left it (BARs at their assigned addresses, decode on, bus mastering and
+ * INTx state off) and its `reset` hook called, which for virtio devices
+ * resets the device and MSI-X. Not from a bus handler.
+ */
+void pci_host_reset(struct pci_host *host);
 /* Unregisters and frees; remove devices first. NULL is fine. */
 void pci_host_destroy(struct pci_host *host);
 struct irq_chip *pci_host_irq_chip(const struct pci_host *host);

@@ -211,10 +211,22 @@ static void pci_bar_mapped(struct pci_device *dev, unsigned bar, uint64_t addr)
 	}
 }
 
+/* Machine reset, under the pci host lock: the device, MSI-X, the PCI_CFG window. */
+static void pci_reset(struct pci_device *dev)
+{
+	struct virtio_dev *vdev = dev->opaque;
+
+	virtio_dev_reset(vdev);
+	msix_reset(&vdev->msix);
+	if (vdev->pci_cfg_cap)
+		memset(&dev->cfg[vdev->pci_cfg_cap + 8], 0, 12);
+}
+
 static const struct pci_device_ops pci_ops = {
 	.config_written = pci_config_written,
 	.config_read = pci_config_read,
 	.bar_mapped = pci_bar_mapped,
+	.reset = pci_reset,
 };
 
 static unsigned add_virtio_cap(struct pci_device *dev, uint8_t type, uint32_t off, uint32_t len,

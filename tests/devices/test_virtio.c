@@ -199,6 +199,41 @@ KTEST(transport_reset_forgets_and_serves_again)
 	rig_down(&r);
 }
 
+/* Guest reboot: PCI and the device back to power-on state, then a new boot's driver. */
+KTEST(pci_host_reset_restores_power_on_state)
+{
+	struct rig r;
+	struct vdriver *d;
+	uint32_t bar_lo;
+	unsigned c;
+
+	KASSERT(rig_up(&r, NULL, false) == 0);
+	d = &r.d[0];
+	KASSERT(driver_start(d, 0, STD_FEATURES) == 0);
+	KCHECK(rng_works(d, 32));
+	bar_lo = h_cfg_read(&r.h, d->slot, PCI_BAR0, 4);
+	/* The old guest moved the BAR below 4 GiB. */
+	h_cfg_write(&r.h, d->slot, PCI_COMMAND, 2, 0);
+	h_cfg_write(&r.h, d->slot, PCI_BAR0, 4, 0xd0000000);
+	h_cfg_write(&r.h, d->slot, PCI_BAR0 + 4, 4, 0);
+	h_cfg_write(&r.h, d->slot, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	pci_host_reset(r.h.pci);
+	KCHECK_EQ(h_cfg_read(&r.h, d->slot, PCI_BAR0, 4), bar_lo);
+	KCHECK_EQ(h_cfg_read(&r.h, d->slot, PCI_COMMAND, 2), PCI_COMMAND_MEMORY);
+	c = h_cfg_read(&r.h, d->slot, PCI_CAPABILITY_LIST, 1);
+	while (c && h_cfg_read(&r.h, d->slot, c, 1) != PCI_CAP_ID_MSIX)
+		c = h_cfg_read(&r.h, d->slot, c + 1, 1);
+	KCHECK_EQ(h_cfg_read(&r.h, d->slot, c + 2, 2) & 0xc000, 0);
+	KCHECK_EQ(h_read(&r.h, d->bar + 0x4000 + 12, 4), 1); /* vector 0 masked again */
+	KCHECK_EQ(h_read(&r.h, 0xd0000000 + 0x14, 1), 0xff);  /* nothing at the old place */
+	KCHECK_EQ(vd_status(d), 0);
+	/* The next boot probes from scratch. */
+	KASSERT(vd_probe(d, &r.h, VIRTIO_ID_RNG, 0) == 0);
+	KASSERT(driver_start(d, 0, STD_FEATURES) == 0);
+	KCHECK(rng_works(d, 32));
+	rig_down(&r);
+}
+
 /* INTx when the driver does not enable MSI-X; the ISR read acknowledges it. */
 KTEST(transport_intx_and_isr)
 {
