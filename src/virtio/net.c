@@ -284,8 +284,10 @@ static void rx_process(struct virtio_net *n)
 			/* Ring full: keep the frame, stop reading, wait for a kick. */
 			n->stats.rx_stalls++;
 			rx_poll(n, false);
-			if (virtq_enable_kicks(vq))
-				continue; /* buffers arrived meanwhile */
+			if (virtq_enable_kicks(vq)) {
+				rx_poll(n, true); /* buffers arrived meanwhile: carry on */
+				continue;
+			}
 			break;
 		}
 		n->pending = 0;
