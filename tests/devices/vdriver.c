@@ -236,8 +236,10 @@ int vd_get_used(struct vdriver *d, unsigned q, uint32_t *id, uint32_t *len, int 
 	struct timespec start, now;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		h_pump(d->h, 0);
+	for (int round = 0;; round++) {
+		/* Reap first: the device may have answered already (threaded, or batched). */
+		if (round)
+			h_pump(d->h, 0);
 		if (__atomic_load_n(&used[1], __ATOMIC_ACQUIRE) != vq->last_used) {
 			struct vring_used_elem e;
 
@@ -256,6 +258,7 @@ int vd_get_used(struct vdriver *d, unsigned q, uint32_t *id, uint32_t *len, int 
 		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >=
 		    timeout_ms)
 			return 0;
-		h_pump(d->h, 1);
+		if (round)
+			h_pump(d->h, 1);
 	}
 }
