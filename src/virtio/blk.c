@@ -395,7 +395,8 @@ static void teardown(struct virtio_blk *b)
 }
 
 struct virtio_blk *virtio_blk_create_dev(struct pci_host *pci, const struct guest_mem *mem,
-					 struct blk_dev *dev, const char *serial, unsigned queues,
+					 struct blk_dev *dev, enum blk_cache cache,
+					 const char *serial, unsigned queues,
 					 struct event_loop *loop)
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
@@ -417,7 +418,8 @@ struct virtio_blk *virtio_blk_create_dev(struct pci_host *pci, const struct gues
 		f |= (b->info.can_discard ? BIT(BLK_F_DISCARD) : 0) |
 		     (b->info.can_write_zeroes ? BIT(BLK_F_WRITE_ZEROES) : 0);
 	/* block.h: writethrough needs no flush; the others do. */
-	f |= BIT(BLK_F_FLUSH);
+	if (cache != BLK_CACHE_WRITETHROUGH)
+		f |= BIT(BLK_F_FLUSH);
 	if (!b->info.size || b->info.size % SECTOR || !b->info.logical_block_size)
 		goto fail;
 	r = virtio_dev_init(&b->vdev, pci, mem, &(struct virtio_dev_desc){
@@ -472,7 +474,7 @@ struct virtio_blk *virtio_blk_create(struct pci_host *pci, const struct guest_me
 
 	if (r < 0)
 		return NULL;
-	b = virtio_blk_create_dev(pci, mem, dev, opts->serial,
+	b = virtio_blk_create_dev(pci, mem, dev, opts->cache, opts->serial,
 				  opts->queues ? opts->queues : default_queues, loop);
 	if (!b)
 		snprintf(err, errlen, "--disk %s: cannot create the device: %s", opts->path,

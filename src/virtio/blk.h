@@ -50,9 +50,14 @@ struct virtio_blk;
 struct virtio_blk *virtio_blk_create(struct pci_host *pci, const struct guest_mem *mem,
 				     const struct virtio_blk_opts *opts, unsigned default_queues,
 				     struct event_loop *loop, char *err, size_t errlen);
-/* The same over an opened blk_dev, which the device then owns (closes). */
+/*
+ * The same over an opened blk_dev, which the device then owns (closes).
+ * `cache` is the mode it was opened with: VIRTIO_BLK_F_FLUSH is offered
+ * unless it is writethrough (block.h: every completed write is durable).
+ */
 struct virtio_blk *virtio_blk_create_dev(struct pci_host *pci, const struct guest_mem *mem,
-					 struct blk_dev *dev, const char *serial, unsigned queues,
+					 struct blk_dev *dev, enum blk_cache cache,
+					 const char *serial, unsigned queues,
 					 struct event_loop *loop);
 /* Completes in-flight requests, removes the device, closes the image. NULL ok. */
 void virtio_blk_destroy(struct virtio_blk *blk);

@@ -100,7 +100,7 @@ static void bench_blk(void)
 	oo.path = path;
 	if (blk_open(&oo, &dev, NULL, 0) < 0)
 		exit(1);
-	blk = virtio_blk_create_dev(h.pci, &h.mem, dev, "bench", 1, &h.loop);
+	blk = virtio_blk_create_dev(h.pci, &h.mem, dev, BLK_CACHE_WRITEBACK, "bench", 1, &h.loop);
 	if (!blk || vd_probe(&d, &h, VIRTIO_ID_BLOCK, 0) < 0 ||
 	    vd_negotiate(&d, 1ULL << VIRTIO_F_EVENT_IDX) < 0 || vd_setup_queue(&d, 0, 256) < 0)
 		exit(1);

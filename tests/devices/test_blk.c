@@ -230,6 +230,22 @@ KTEST(blk_read_only_refuses_writes)
 	blkrig_down(&r);
 }
 
+/* Writethrough: every completed write is durable, so no FLUSH is offered. */
+KTEST(blk_writethrough_offers_no_flush)
+{
+	struct blkrig r;
+	char host[512];
+	uint64_t w;
+
+	KASSERT(blkrig_up(&r, ",cache=writethrough", false) == 0);
+	KCHECK(!(r.d.features & F(BLK_F_FLUSH)));
+	w = pattern(&r, 512, 5);
+	KCHECK_EQ(request(&r, 0, T_OUT, 3, w, 512, false, NULL), 0);
+	KCHECK(pread(r.fd, host, sizeof(host), 3 * 512) == 512);
+	KCHECK(!memcmp(host, h_ptr(&r.h, w), 512));
+	blkrig_down(&r);
+}
+
 KTEST(blk_multiqueue_threaded)
 {
 	struct blkrig r;

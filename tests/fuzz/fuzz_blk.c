@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	oo.read_only = data[4] & 1;
 	if (blk_open(&oo, &dev, NULL, 0) < 0)
 		abort();
-	blk = virtio_blk_create_dev(h.pci, &h.mem, dev, "fuzz", 1, &h.loop);
+	blk = virtio_blk_create_dev(h.pci, &h.mem, dev, BLK_CACHE_WRITEBACK, "fuzz", 1, &h.loop);
 	if (!blk || vd_probe(&d, &h, VIRTIO_ID_BLOCK, 0) < 0)
 		abort();
 	if (vd_negotiate(&d, fuzz_features(data)) == 0 &&
