@@ -271,10 +271,17 @@ static void kick_cb(struct event_handler *h, uint32_t events)
 {
 	struct virtio_queue *q = container_of(h, struct virtio_queue, kick);
 	struct virtio_dev *vdev = q->vdev;
+	uint64_t kicks;
 
-	virtio_drain_kick(q);
+	/*
+	 * Read the counter under the lock: a reset drains it under the same
+	 * lock, so a kick the driver sent before resetting is not mistaken
+	 * for one on a queue that is no longer set up.
+	 */
 	pthread_mutex_lock(&vdev->lock);
-	if (!q->enabled) {
+	if (read(q->kick_fd, &kicks, sizeof(kicks)) != sizeof(kicks)) {
+		/* Nothing pending (EAGAIN): a reset consumed it. */
+	} else if (!q->enabled) {
 		log_guest("%s: notification on queue %u, which was never set up", vdev->name,
 			  q->index);
 		virtio_dev_error(vdev);
