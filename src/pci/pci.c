@@ -11,10 +11,7 @@
 #include "keel/compiler.h"
 #include "keel/log.h"
 #include "pci/pci.h"
-#include "pci/pci_acpi.h"
 
-#define PCI_CF8_PORT 0xcf8
-#define PCI_CFC_PORT 0xcfc
 
 /* The host bridge's own identity: the generic PCIe host bridge ID Linux knows. */
 #define HOST_BRIDGE_VENDOR 0x1b36
@@ -67,6 +64,11 @@ struct irq_chip *pci_host_irq_chip(const struct pci_host *host)
 struct ioeventfd_provider *pci_host_ioevents(const struct pci_host *host)
 {
 	return host->cfg.ioevents;
+}
+
+const struct pci_host_config *pci_host_config(const struct pci_host *host)
+{
+	return &host->cfg;
 }
 
 /* Called from device threads: touches only the status byte, atomically. */
@@ -591,29 +593,4 @@ void pci_host_destroy(struct pci_host *host)
 	free(host->slots[0]);
 	pthread_mutex_destroy(&host->lock);
 	free(host);
-}
-
-void pci_host_acpi_config(const struct pci_host *host, struct acpi_pci_config *out)
-{
-	const struct pci_host_config *c = &host->cfg;
-
-	memset(out, 0, sizeof(*out));
-	out->ecam_base = c->ecam_base;
-	out->segment = 0;
-	out->bus_start = 0;
-	out->bus_end = (uint8_t)MIN((c->ecam_size >> 20) - 1, 255u);
-	/* Everything but the config ports is forwarded to PCI, as on a PC. */
-	out->io[0] = (struct pci_acpi_range){ .base = 0, .size = PCI_CF8_PORT };
-	out->io[1] = (struct pci_acpi_range){ .base = 0xd00, .size = 0x10000 - 0xd00 };
-	out->cfg_port = PCI_CF8_PORT;
-	out->cfg_port_len = 8;
-	out->mmio32 = (struct pci_acpi_range){ .base = c->mmio32_base, .size = c->mmio32_size };
-	out->mmio64 = (struct pci_acpi_range){ .base = c->mmio64_base, .size = c->mmio64_size };
-	if (c->chip && c->intx_gsi_count) {
-		for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
-			out->prt[out->nr_prt].slot = (uint8_t)s;
-			out->prt[out->nr_prt].gsi = c->intx_gsi_base + s % c->intx_gsi_count;
-			out->nr_prt++;
-		}
-	}
 }

@@ -29,6 +29,8 @@
 #define PCI_CFG_SIZE 4096
 #define PCI_MAX_SLOTS 32
 #define PCI_NUM_BARS 6
+#define PCI_CF8_PORT 0xcf8 /* CONFIG_ADDRESS */
+#define PCI_CFC_PORT 0xcfc /* CONFIG_DATA, 4 ports */
 
 /* Header registers (PCI Local Bus 3.0, 6.1). */
 #define PCI_VENDOR_ID 0x00
@@ -158,6 +160,8 @@ void pci_host_reset(struct pci_host *host);
 void pci_host_destroy(struct pci_host *host);
 struct irq_chip *pci_host_irq_chip(const struct pci_host *host);
 struct ioeventfd_provider *pci_host_ioevents(const struct pci_host *host);
+/* What the host was created with. */
+const struct pci_host_config *pci_host_config(const struct pci_host *host);
 
 /*
  * Adds a function at the lowest free slot (>= 1; slot 0 is the bridge),
