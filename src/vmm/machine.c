@@ -18,6 +18,11 @@
 #include "hw/uart_16550.h"
 #include "keel/compiler.h"
 #include "keel/log.h"
+#include "pci/pci.h"
+#include "pci/pci_acpi.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/rng.h"
 #include "vmm/console.h"
 #include "vmm/layout.h"
 #include "vmm/machine.h"
@@ -41,6 +46,15 @@ static void on_stop_request(struct vm_events *ev, enum vm_stop_reason why)
 
 	if (atomic_compare_exchange_strong(&m->stop_reason, &expected, (int)why))
 		event_loop_stop(&m->loop);
+}
+
+/* Ctrl-A x on a stdio console: the operator ends the VM on purpose. */
+static void on_console_quit(void *opaque)
+{
+	struct machine *m = opaque;
+
+	log_info("quit from the console");
+	on_stop_request(&m->events, VM_STOP_QUIT);
 }
 
 static void on_host_signal(struct event_handler *h, uint32_t events)
@@ -113,31 +127,25 @@ static int check_files(struct machine *m, char *err, size_t errlen)
 static int build_acpi(struct machine *m, uint64_t *rsdp, char *err, size_t errlen)
 {
 	uint32_t apic_ids[CONFIG_MAX_CPUS];
-	struct acpi_config acfg = {
-		.nr_cpus = m->cfg->cpus,
-		.apic_ids = apic_ids,
-		.ioapic_addr = (uint32_t)LAYOUT_IOAPIC_START,
-		.lapic_addr = (uint32_t)LAYOUT_LAPIC_START,
-		.pm1_evt_port = ACPI_PM1_EVT_PORT,
-		.pm1_cnt_port = ACPI_PM1_CNT_PORT,
-		.reset_port = ACPI_RESET_PORT,
-		.reset_value = ACPI_RESET_VALUE,
-		.sci_irq = ACPI_SCI_IRQ,
-		.s5_slp_typ = ACPI_S5_SLP_TYP,
-		.century_reg = CMOS_CENTURY_REG,
-		.com1_port = UART_COM1_PORT,
-		.com1_irq = UART_COM1_IRQ,
-	};
 	uint8_t *buf = guest_mem_ptr(&m->ram.mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE);
+	struct acpi_tables_info info;
+	struct acpi_pci_config apci;
+	struct acpi_config acfg;
 	int r;
 
-	for (unsigned i = 0; i < m->cfg->cpus; i++)
-		apic_ids[i] = cpu_topology_apic_id(&m->topo, i);
 	if (!buf)
 		FAIL(EFAULT, "no guest RAM for the ACPI tables");
-	r = acpi_build(&acfg, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_START, rsdp);
+	acpi_config_default(&acfg);
+	for (unsigned i = 0; i < m->cfg->cpus; i++)
+		apic_ids[i] = cpu_topology_apic_id(&m->topo, i);
+	acfg.nr_cpus = m->cfg->cpus;
+	acfg.apic_ids = apic_ids;
+	pci_host_acpi_config(m->pci, &apci);
+	acfg.pci = &apci;
+	r = acpi_build_tables(&acfg, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_START, &info);
 	if (r < 0)
 		FAIL(-r, "cannot build the ACPI tables: %s", strerror(-r));
+	*rsdp = info.rsdp_gpa;
 	return 0;
 }
 
@@ -214,7 +222,7 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	m->com1 = uart_16550_create(&m->pio, UART_COM1_PORT, isa_irq(m, UART_COM1_IRQ), &com1_ops, m);
 	if (!m->com1)
 		FAIL(errno, "cannot create the COM1 UART: %s", strerror(errno));
-	m->rtc = cmos_rtc_create(&m->pio, isa_irq(m, CMOS_RTC_IRQ));
+	m->rtc = cmos_rtc_create(&m->pio, isa_irq(m, CMOS_RTC_IRQ), &m->loop);
 	if (!m->rtc)
 		FAIL(errno, "cannot create the CMOS RTC: %s", strerror(errno));
 	m->kbc = i8042_create(&m->pio, isa_irq(m, KBD_IRQ), isa_irq(m, AUX_IRQ), &m->events);
@@ -229,6 +237,59 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 	if (bus_register(&m->pio, POST_PORT, 1, &post_ops, NULL, "post"))
 		FAIL(EEXIST, "cannot register the POST port");
 	console_attach_uart(m->console, m->com1);
+	console_set_quit_handler(m->console, on_console_quit, m);
+	return 0;
+}
+
+/* The 64-bit PCI window starts above RAM, on a 1 GiB boundary. */
+static uint64_t mmio64_base(const struct machine *m)
+{
+	return ALIGN_UP(LAYOUT_RAM_ABOVE_4G_START + m->ram.above_4g, LAYOUT_MMIO64_ALIGN);
+}
+
+/*
+ * The PCI host bridge and the virtio devices. reset_ctl must exist first:
+ * the host takes its 0xcf9 byte into the 0xcf8-0xcff config ports.
+ */
+static int create_pci_devices(struct machine *m, char *err, size_t errlen)
+{
+	const struct vm_config *cfg = m->cfg;
+	struct pci_host_config pc = {
+		.mmio = &m->mmio,
+		.pio = &m->pio,
+		.ecam_base = LAYOUT_PCI_ECAM_START,
+		.ecam_size = LAYOUT_PCI_ECAM_SIZE,
+		.mmio32_base = LAYOUT_MMIO32_START,
+		.mmio32_size = LAYOUT_MMIO32_SIZE,
+		.mmio64_base = mmio64_base(m),
+		.mmio64_size = LAYOUT_MMIO64_SIZE,
+		.chip = &m->kvm.chip,
+		.ioevents = &m->kvm.ioevents,
+		/* IOAPIC pins 16-23 are free of ISA devices: INTx for drivers without MSI-X. */
+		.intx_gsi_base = 16,
+		.intx_gsi_count = 8,
+	};
+
+	m->pci = pci_host_create(&pc);
+	if (!m->pci)
+		FAIL(errno, "cannot create the PCI host bridge: %s", strerror(errno));
+	/* Each device runs its queues on an I/O thread of its own (loop NULL). */
+	for (unsigned i = 0; i < cfg->nr_disks; i++) {
+		m->disks[i] = virtio_blk_create(m->pci, &m->ram.mem, &cfg->disks[i], cfg->cpus, NULL,
+						err, errlen);
+		if (!m->disks[i])
+			return -EINVAL;
+	}
+	for (unsigned i = 0; i < cfg->nr_nets; i++) {
+		m->nets[i] = virtio_net_create(m->pci, &m->ram.mem, &cfg->nets[i], NULL, err, errlen);
+		if (!m->nets[i])
+			return -EINVAL;
+	}
+	if (cfg->rng) {
+		m->rng = virtio_rng_create(m->pci, &m->ram.mem, NULL);
+		if (!m->rng)
+			FAIL(errno, "cannot create the virtio-rng device: %s", strerror(errno));
+	}
 	return 0;
 }
 
@@ -277,10 +338,6 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	r = guest_ram_create(&m->ram, cfg->memory, err, errlen);
 	if (r)
 		return r;
-	/* A first load now, so a bad kernel or an initrd too big is reported before anything runs. */
-	r = load_guest(m, &boot, err, errlen);
-	if (r)
-		return r;
 
 	r = event_loop_init(&m->loop);
 	if (r)
@@ -294,6 +351,12 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!m->console)
 		return -EINVAL;
 	r = create_devices(m, err, errlen);
+	if (!r)
+		r = create_pci_devices(m, err, errlen);
+	if (r)
+		return r;
+	/* A first load now, so a bad kernel or an initrd too big is reported before anything runs. */
+	r = load_guest(m, &boot, err, errlen);
 	if (r)
 		return r;
 	r = vcpu_init_signals();
@@ -357,7 +420,11 @@ static int boot_once(struct machine *m, char *err, size_t errlen)
 
 static void reset_devices(struct machine *m)
 {
+	pci_host_reset(m->pci);
 	uart_16550_reset(m->com1);
+	cmos_rtc_reset(m->rtc);
+	i8042_reset(m->kbc);
+	reset_ctl_reset(m->reset_ctl);
 	acpi_pm_reset(m->acpi_pm);
 }
 
@@ -395,6 +462,7 @@ int machine_run(struct machine *m)
 			reset_devices(m);
 			continue;
 		case VM_STOP_POWEROFF:
+		case VM_STOP_QUIT:
 			return EXIT_GUEST_OFF;
 		case VM_STOP_CRASH:
 			log_error("the guest crashed; exiting");
@@ -413,6 +481,13 @@ void machine_destroy(struct machine *m)
 	m->vcpus = NULL;
 	if (m->console)
 		console_attach_uart(m->console, NULL);
+	/* Devices before the PCI host, and all of them before KVM: they unregister fast paths. */
+	virtio_rng_destroy(m->rng);
+	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++)
+		virtio_net_destroy(m->nets[i]);
+	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++)
+		virtio_blk_destroy(m->disks[i]);
+	pci_host_destroy(m->pci);
 	acpi_pm_destroy(m->acpi_pm);
 	reset_ctl_destroy(m->reset_ctl);
 	i8042_destroy(m->kbc);

@@ -85,7 +85,7 @@ def too_many_vcpus_for_keel():
 def too_many_vcpus_for_kvm():
     """Above what KVM allows on this host (KVM_CAP_MAX_VCPUS), when that is below our own limit."""
     if not kvm_usable():
-        raise tap.Failure("needs /dev/kvm")
+        raise tap.Skip("needs /dev/kvm")
     import fcntl
     KVM_CHECK_EXTENSION = 0xAE03
     KVM_CAP_MAX_VCPUS = 66
@@ -123,8 +123,9 @@ def memory_larger_than_host():
 
 @test
 def bad_console():
-    expect_error(vmm("--kernel", KERNEL, "--console", "telnet"), E + r"--console 'telnet'.*")
-    expect_error(vmm("--kernel", KERNEL, "--console", "unix:"), E + r"--console 'unix:'.*")
+    expect_error(vmm("--kernel", KERNEL, "--console", "telnet"),
+                 E + r"--console telnet: unknown kind \(expected stdio, pty, unix:PATH or none\)")
+    expect_error(vmm("--kernel", KERNEL, "--console", "unix:"), E + r"--console unix: needs a socket path \(unix:PATH\)")
 
 
 @test
@@ -148,9 +149,9 @@ def no_kvm_device():
 @test
 def no_permission_on_kvm():
     if os.geteuid() != 0 or not os.path.exists("/dev/kvm"):
-        raise tap.Failure("needs root (to drop to an unprivileged user) and /dev/kvm")
+        raise tap.Skip("needs root (to drop to an unprivileged user) and /dev/kvm")
     if os.stat("/dev/kvm").st_mode & 0o006:
-        raise tap.Failure("/dev/kvm is world-accessible here; cannot test a permission error")
+        raise tap.Skip("/dev/kvm is world-accessible here; cannot test a permission error")
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o755)
         k = os.path.join(d, "kernel")
@@ -166,7 +167,7 @@ def no_permission_on_kvm():
 @test
 def missing_kvm_capability():
     if not kvm_usable():
-        raise tap.Failure("needs /dev/kvm")
+        raise tap.Skip("needs /dev/kvm")
     env = dict(os.environ, KEEL_TEST_HIDE_KVM_CAPS="KVM_CAP_PIT2")
     expect_error(vmm("--kernel", KERNEL), E + r"KVM on this host lacks KVM_CAP_PIT2 \(in-kernel i8254 timer\)", env=env)
 
@@ -230,6 +231,8 @@ def initrd_missing():
 
 @test
 def initrd_larger_than_memory_allows():
+    if not kvm_usable():
+        raise tap.Skip("needs /dev/kvm (the check runs once guest RAM exists)")
     with tempfile.NamedTemporaryFile() as f:
         f.truncate(40 << 20)  # sparse: costs no disk
         expect_error(vmm("--kernel", KERNEL, "--initrd", f.name, "--memory", "48M"),

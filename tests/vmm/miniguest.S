@@ -12,7 +12,7 @@
  *      i8042 until the third boot, then power off
  *   a  reset through the ACPI reset register
  *   c  reset through port 0xcf9
- *   t  triple fault (an interrupt with an empty IDT)
+ *   t  triple fault (an invalid opcode with an empty IDT)
  *   s  spin forever (for signal tests)
  *   p  power off through ACPI with SLP_TYP=1 (not S5): must NOT power off,
  *      then print "still here" and power off properly
@@ -145,7 +145,7 @@ cf9_reset:
 
 triple_fault:
 	lidt empty_idt(%rip)
-	int3
+	ud2                             /* #UD with no IDT: #DF, then shutdown */
 
 wrong_sleep:
 	mov $0x604, %dx

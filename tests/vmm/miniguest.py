@@ -23,7 +23,13 @@ VMM = os.environ["KEEL_VMM"]
 KERNEL = os.environ["KEEL_MINIGUEST"]
 
 
+def need_kvm():
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        raise tap.Skip("no usable /dev/kvm on this machine")
+
+
 def boot(cmdline, *extra, input=None, timeout=60):
+    need_kvm()
     cmd = [VMM, "--kernel", KERNEL, "--cmdline", cmdline, "--memory", "64M", *extra]
     return tap.run(cmd, timeout=timeout, input=input)
 
@@ -92,6 +98,7 @@ def triple_fault_exits_two_with_registers():
 
 @test
 def sigterm_stops_the_vm():
+    need_kvm()
     p = subprocess.Popen([VMM, "--kernel", KERNEL, "--cmdline", "s", "--memory", "64M", "--cpus", "2"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
