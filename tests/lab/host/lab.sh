@@ -35,8 +35,8 @@ lab_note() {
 # Starts VMM (keel, qemu-microvm, qemu-q35) booting the lab's guest kernel
 # and initramfs, with the guest init running scenarios/GUEST.guest. Its
 # console (stdout and stderr) is timestamped line by line (lab_stamp) into
-# $VMM_LOG and echoed to our stdout; its
-# stdin is a fifo that vmm_type writes to. The first log line, "VMM-START",
+# $VMM_LOG and echoed to our stdout; its stdin is a fifo that vmm_type
+# writes to. The first log line, "VMM-START",
 # is stamped just before the VMM is started. Sets VMM_PID. --quiet adds
 # "quiet" to the guest's command line; --raw logs and echoes the console
 # without timestamps (make demo, where a person reads it).
