@@ -214,9 +214,6 @@ int blk_open_file(struct blk_dev *dev, const char *path, bool read_only,
 int blk_open_backing(struct blk_dev *dev, const char *path, enum blk_format fmt,
 		     unsigned depth, char *err, size_t errlen);
 
-/* Internal open flag: keel-img check -r may open a corrupt/dirty image. */
-#define BLK_OPEN_REPAIR (1u << 30)
-
 #define DIV_ROUND_UP_U64(a, b) (((a) + (b) - 1) / (b))
 
 #define BLK_MAX_CHAIN 256 /* backing chain depth; deeper is a loop */

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "block_int.h"
 
@@ -80,6 +81,7 @@ struct qcow2_header {
 	uint32_t refcount_order;
 	uint32_t header_length;
 	uint8_t compression_type; /* 0 zlib, 1 zstd */
+	uint64_t snapshots_size_hint; /* bytes of the snapshot table read */
 };
 
 struct qcow2_snapshot {
@@ -171,6 +173,8 @@ static inline struct qcow2 *qcow2_of(struct blk_dev *dev)
 /* qcow2_open.c */
 int qcow2_parse_header(const uint8_t *buf, uint64_t buflen, uint64_t file_size,
 		       struct qcow2_header *h, char *err, size_t errlen);
+/* Reads n big-endian entries at off into a host-endian array (free()). */
+int qcow2_load_table(struct qcow2 *s, uint64_t off, uint32_t n, uint64_t **out);
 int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen);
 int qcow2_write_header_field(struct qcow2 *s, unsigned off, uint64_t v, unsigned bytes);
 /* Rewrites the header, its extensions and the backing name in cluster 0. */
@@ -216,12 +220,16 @@ int qcow2_create(const struct blk_create_opts *o, char *err, size_t errlen);
 int qcow2_resize(struct blk_dev *dev, uint64_t size, char *err, size_t errlen);
 int qcow2_block_status(struct blk_dev *dev, uint64_t off, uint64_t len, struct blk_status *st);
 int qcow2_set_backing(struct blk_dev *dev, const char *name, const char *fmt);
+int qcow2_make_empty(struct blk_dev *dev);
 
 /* qcow2_snap.c (offline: keel-img, no queues) */
-int qcow2_snapshot_create(struct blk_dev *dev, const char *name, char *err, size_t errlen);
-int qcow2_snapshot_apply(struct blk_dev *dev, const char *name, char *err, size_t errlen);
-int qcow2_snapshot_delete(struct blk_dev *dev, const char *name, char *err, size_t errlen);
+/* op: 'c'reate, 'a'pply, 'd'elete (by name or id) */
+int qcow2_snapshot_op(struct blk_dev *dev, char op, const char *name, char *err, size_t errlen);
 int qcow2_write_snapshot_table(struct qcow2 *s);
+/* qcow2_check.c */
+struct blk_check_result;
+int qcow2_check(struct blk_dev *dev, int fix, struct blk_check_result *res, FILE *out);
+
 /* Recomputes the COPIED flags of the active tables from refcounts. */
 int qcow2_fix_copied(struct qcow2 *s);
 

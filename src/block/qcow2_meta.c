@@ -294,11 +294,8 @@ int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int64_t delta)
 	v = rb_get(s, rb, i);
 	if (delta < 0 && v < (uint64_t)-delta)
 		goto underflow;
-	if (delta > 0 && s->refcount_max - v < (uint64_t)delta) {
-		qcow2_set_corrupt(s, "refcount of cluster 0x%llx would overflow %u bits",
-				  (unsigned long long)(cluster << s->cluster_bits), s->refcount_bits);
-		return -ERANGE;
-	}
+	if (delta > 0 && s->refcount_max - v < (uint64_t)delta)
+		return -ERANGE; /* a limit of the image, not corruption */
 	rb_set(s, rb, i, v + delta);
 	qcow2_cache_mark_dirty(&s->rb_cache, rb);
 	return 0;

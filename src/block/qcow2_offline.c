@@ -265,3 +265,30 @@ int qcow2_set_backing(struct blk_dev *dev, const char *name, const char *fmt)
 	r = qcow2_rewrite_header(s);
 	return r ? r : blk_file_sync(dev);
 }
+
+int qcow2_make_empty(struct blk_dev *dev)
+{
+	struct qcow2 *s = qcow2_of(dev);
+	uint64_t n = DIV_ROUND_UP_U64(s->h.size, s->cluster_size);
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	dev->written = true;
+	for (uint64_t gc = 0; gc < n && !r; gc++) {
+		uint64_t e, off, cnt;
+
+		r = qcow2_l2_lookup(s, gc, &e);
+		if (r || !e)
+			continue;
+		qcow2_entry_clusters(s, e, &off, &cnt);
+		r = qcow2_l2_set(s, gc, 0);
+		if (!r)
+			r = qcow2_free_later(s, off, cnt, true);
+	}
+	if (!r)
+		r = qcow2_flush_metadata(s, true);
+	if (!r)
+		r = qcow2_flush_metadata(s, true);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blk_img.h"
 #include "keel/compiler.h"
 #include "keel/log.h"
 #include "qcow2.h"
@@ -354,10 +355,11 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 		off = ALIGN_UP(off + extra_len + id_len + name_len, 8);
 		s->nr_snaps = i + 1;
 	}
+	s->h.snapshots_size_hint = off - s->h.snapshots_offset;
 	return 0;
 }
 
-static int load_table(struct qcow2 *s, uint64_t off, uint32_t n, uint64_t **out)
+int qcow2_load_table(struct qcow2 *s, uint64_t off, uint32_t n, uint64_t **out)
 {
 	uint64_t bytes = ALIGN_UP((uint64_t)n * 8, s->cluster_size);
 	uint64_t *t = blk_alloc_aligned(bytes ? bytes : s->cluster_size);
@@ -470,9 +472,9 @@ static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
 		goto out;
 	}
 	s->l1_size = s->h.l1_size;
-	r = load_table(s, s->h.l1_table_offset, s->l1_size, &s->l1);
+	r = qcow2_load_table(s, s->h.l1_table_offset, s->l1_size, &s->l1);
 	if (!r)
-		r = load_table(s, s->h.refcount_table_offset,
+		r = qcow2_load_table(s, s->h.refcount_table_offset,
 			       s->h.refcount_table_clusters * (s->cluster_size / 8), &s->reftable);
 	if (r) {
 		blk_set_err(err, errlen, "%s: cannot read the qcow2 tables: %s", dev->path, strerror(-r));
