@@ -112,7 +112,7 @@ static int run(int argc, char **argv)
 		case 'd': bad = img_parse_size(optarg, &v) || !v || v > 4096; depth = v; break;
 		case 'f': fmt = optarg; break;
 		case 'i': aio_s = optarg; break;
-		case 'n': cache_s = "none"; break;
+		case 'n': aio_s = "io_uring"; break; /* qemu: native AIO */
 		case 'o': bad = img_parse_size(optarg, &b.offset); break;
 		case 'q': quiet = true; break;
 		case 's': bad = img_parse_size(optarg, &b.bufsize) || !b.bufsize; break;
@@ -200,6 +200,7 @@ const struct img_cmd img_cmd_bench = {
 	"in flight, from offset on in steps of step_size (wrapping at the end), and\n"
 	"prints the time taken, as qemu-img bench does.\n"
 	"  -i aio   io_uring, threads (default) or sync\n"
-	"  -n       cache=none (O_DIRECT); -t sets any cache mode\n"
+	"  -n       native AIO (io_uring here; qemu-img uses Linux AIO)\n"
+	"  -t cache none (O_DIRECT), writeback (default), writethrough, unsafe\n"
 	"  --flush-interval=N   flush after every N writes\n",
 };

@@ -49,13 +49,19 @@ static void json(const struct blk_check_result *r, const char *file)
 		printf("    \"corruptions-fixed\": %llu,\n", (unsigned long long)r->corruptions_fixed);
 	if (r->leaks_fixed)
 		printf("    \"leaks-fixed\": %llu,\n", (unsigned long long)r->leaks_fixed);
-	printf("    \"compressed-clusters\": %llu,\n    \"total-clusters\": %llu,\n"
-	       "    \"check-errors\": %d,\n    \"allocated-clusters\": %llu,\n    \"filename\": ",
-	       (unsigned long long)r->compressed_clusters, (unsigned long long)r->total_clusters,
-	       r->check_errors ? 1 : 0, (unsigned long long)r->allocated_clusters);
+	/* as qemu-img: the cluster counts only when non-zero */
+	if (r->compressed_clusters)
+		printf("    \"compressed-clusters\": %llu,\n", (unsigned long long)r->compressed_clusters);
+	printf("    \"total-clusters\": %llu,\n    \"check-errors\": %d,\n",
+	       (unsigned long long)r->total_clusters, r->check_errors ? 1 : 0);
+	if (r->allocated_clusters)
+		printf("    \"allocated-clusters\": %llu,\n", (unsigned long long)r->allocated_clusters);
+	printf("    \"filename\": ");
 	img_json_str(stdout, file);
-	printf(",\n    \"format\": \"qcow2\",\n    \"fragmented-clusters\": %llu\n}\n",
-	       (unsigned long long)r->fragmented_clusters);
+	printf(",\n    \"format\": \"qcow2\"%s\n", r->fragmented_clusters ? "," : "");
+	if (r->fragmented_clusters)
+		printf("    \"fragmented-clusters\": %llu\n", (unsigned long long)r->fragmented_clusters);
+	printf("}\n");
 }
 
 static int run(int argc, char **argv)
