@@ -84,6 +84,8 @@ static int open_chain(const struct blk_open_opts *opts, struct blk_dev *overlay,
 	dev->info.format = dev->drv->name;
 	r = dev->drv->open(dev, opts, err, errlen);
 	if (r) {
+		/* The driver frees what it had set up (nothing was written). */
+		dev->drv->close(dev);
 		dev->drv = NULL;
 		goto fail;
 	}
