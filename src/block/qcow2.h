@@ -141,6 +141,9 @@ struct qcow2 {
 	uint64_t free_hint;                  /* cluster index to scan from */
 	uint64_t end;                        /* first cluster index never used */
 	uint64_t zero_from;                  /* clusters >= this read as zeroes */
+	uint64_t file_len;                   /* bytes, grown ahead (qcow2_meta.c) */
+	uint64_t file_len_at_open;
+	bool is_blockdev;
 	struct qcow2_inflight *inflight;
 	struct qcow2_free *frees;
 	unsigned nr_frees, cap_frees;

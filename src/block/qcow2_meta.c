@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keel/compiler.h"
 #include "qcow2.h"
@@ -222,12 +223,33 @@ static uint64_t find_free(struct qcow2 *s, uint64_t n)
 	return c - run; /* past end everything is free */
 }
 
+/*
+ * The file is grown ahead of the allocations, in steps, so guest data
+ * writes into new clusters land inside the file: a write past the end
+ * must update the file size, which file systems do synchronously (ext4
+ * serialises extending O_DIRECT writes), killing parallelism. The unused
+ * tail is a hole (no space) and is cut off again on close.
+ */
+#define QCOW2_GROW_STEP (32ULL << 20)
+
+static void grow_file(struct qcow2 *s)
+{
+	uint64_t need = s->end << s->cluster_bits, to;
+
+	if (need <= s->file_len || s->dev->read_only || s->is_blockdev)
+		return;
+	to = ALIGN_UP(need + QCOW2_GROW_STEP, QCOW2_GROW_STEP);
+	if (ftruncate(s->dev->fd, to) == 0)
+		s->file_len = to;
+}
+
 static void note_used(struct qcow2 *s, uint64_t c, uint64_t n, bool *was_zero)
 {
 	if (was_zero)
 		*was_zero = c >= s->zero_from;
 	s->end = MAX(s->end, c + n);
 	s->zero_from = MAX(s->zero_from, c + n);
+	grow_file(s);
 }
 
 /* Creates the refcount block for range ri (qcow2.h: new blocks are written

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "blk_img.h"
 #include "keel/compiler.h"
@@ -453,6 +455,12 @@ static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
 	s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX : (1ULL << s->refcount_bits) - 1;
 	s->end = DIV_ROUND_UP_U64(fsize, s->cluster_size);
 	s->zero_from = s->end;
+	s->file_len = s->file_len_at_open = fsize;
+	{
+		struct stat st;
+
+		s->is_blockdev = fstat(dev->fd, &st) == 0 && S_ISBLK(st.st_mode);
+	}
 	r = -EINVAL;
 	if (!opts->read_only && s->h.version < 3) {
 		blk_set_err(err, errlen, "%s: qcow2 version 2 images are read-only here "
@@ -559,6 +567,10 @@ static int qcow2_close(struct blk_dev *dev)
 		/* Frees applied by that flush are written by a second one. */
 		if (!r)
 			r = qcow2_flush_metadata(s, true);
+		/* Cut the grown-ahead tail (never below what the file had). */
+		if (!r && s->file_len > MAX(s->end << s->cluster_bits, s->file_len_at_open) &&
+		    ftruncate(dev->fd, MAX(s->end << s->cluster_bits, s->file_len_at_open)) < 0)
+			r = -errno;
 		pthread_mutex_unlock(&s->lock);
 	}
 	qcow2_cache_free(&s->l2_cache);
