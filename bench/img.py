@@ -86,7 +86,7 @@ def main():
 
     def add(metric, unit, better, med):
         results.append({"metric": metric, "unit": unit, "better": better,
-                        "keel": round(med["keel"], 1), "peers": {"qemu-img": round(med["qemu"], 1)}})
+                        "keel": round(med["keel"], 3), "peers": {"qemu-img": round(med["qemu"], 3)}})
         print(f"{metric}: keel {med['keel']:.1f} {unit}, qemu-img {med['qemu']:.1f} {unit} "
               f"({(med['keel'] / med['qemu'] if better == 'higher' else med['qemu'] / med['keel']):.2f}x)",
               flush=True)
@@ -134,10 +134,11 @@ def main():
             sh(tools[t], "convert", *args)
             return time.monotonic() - t0
         sh("qemu-img", "convert", "-O", "qcow2", src, dst)  # warm the page cache
+        # page-cache bound and noisy on a shared machine: more runs
         add("convert 2 GiB half-sparse raw to qcow2", "s", "lower",
-            alternate(runs, lambda t: convert(t, "-O", "qcow2", src, dst)))
+            alternate(runs + 2, lambda t: convert(t, "-O", "qcow2", src, dst)))
         add("convert 2 GiB half-sparse qcow2 to raw", "s", "lower",
-            alternate(runs, lambda t: convert(t, "-f", "qcow2", "-O", "raw", dst, back)))
+            alternate(runs + 2, lambda t: convert(t, "-f", "qcow2", "-O", "raw", dst, back)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(os.path.dirname(out), exist_ok=True)

@@ -224,6 +224,17 @@ static int copy_all(struct conv *cv)
 	return cv->error;
 }
 
+/*
+ * io_uring for O_DIRECT; the worker pool for page-cache I/O, which
+ * io_uring would hand to its own kernel workers anyway (buffered writes
+ * on ext4) at the cost of an extra hop. Measured: the pool is no slower
+ * here and steadier.
+ */
+static enum blk_aio engine_for(enum blk_cache c)
+{
+	return c == BLK_CACHE_NONE ? BLK_AIO_IO_URING : BLK_AIO_THREADS;
+}
+
 static int run(int argc, char **argv)
 {
 	static const struct option lo[] = { { "help", no_argument, 0, 'h' },
@@ -274,7 +285,7 @@ static int run(int argc, char **argv)
 		img_error("-B given without its format (-F raw|qcow2)");
 		return 1;
 	}
-	cv.src = img_open(argv[optind], fmt, true, scache, BLK_AIO_IO_URING, 0);
+	cv.src = img_open(argv[optind], fmt, true, scache, engine_for(scache), 0);
 	if (!cv.src)
 		return 1;
 	blk_get_info(cv.src, &in);
@@ -308,7 +319,7 @@ static int run(int argc, char **argv)
 			goto out;
 		}
 	}
-	cv.dst = img_open(out, no_create ? NULL : ofmt, false, cache, BLK_AIO_IO_URING,
+	cv.dst = img_open(out, no_create ? NULL : ofmt, false, cache, engine_for(cache),
 			  BLK_OPEN_NO_BACKING);
 	if (!cv.dst) {
 		r = -EIO;
