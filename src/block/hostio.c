@@ -37,6 +37,7 @@ uint64_t iov_total(const struct iovec *iov, unsigned n)
 			}                                                        \
 			uint8_t *ptr = (uint8_t *)(iov)[i_].iov_base + s_;       \
 			uint64_t plen = MIN((iov)[i_].iov_len - s_, l_);         \
+			(void)pos;                                               \
 			body;                                                    \
 			pos += plen;                                             \
 			l_ -= plen;                                              \

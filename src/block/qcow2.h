@@ -194,6 +194,9 @@ uint8_t *qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t off,
 void qcow2_cache_mark_dirty(struct qcow2_cache *c, const uint8_t *data);
 /* Drops a cached table without writing it (its cluster was freed). */
 void qcow2_cache_forget(struct qcow2_cache *c, uint64_t off);
+/* The cached refcount block of range ri (NULL: none, or *err). */
+uint8_t *qcow2_refblock(struct qcow2 *s, uint64_t ri, int *err);
+uint64_t qcow2_rb_entry(struct qcow2 *s, const uint8_t *rb, uint64_t i);
 int qcow2_refcount_get(struct qcow2 *s, uint64_t cluster, uint64_t *out);
 int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int64_t delta);
 /* Allocates n contiguous clusters (refcount 1); returns the byte offset or

@@ -166,17 +166,21 @@ static int compare(struct ck *ck, int fix)
 	uint64_t per = 1ULL << s->rb_bits;
 
 	for (uint64_t ri = 0; ri < s->reftable_size || ri * per < ck->nb; ri++) {
+		int err = 0;
+		uint8_t *rb = ri < s->reftable_size && s->reftable[ri] ?
+			      qcow2_refblock(s, ri, &err) : NULL;
+
+		if (err) {
+			ck->res->check_errors = true;
+			continue;
+		}
 		for (uint64_t c = ri * per; c < (ri + 1) * per; c++) {
-			uint64_t stored = 0, want = c < ck->nb ? ck->ref[c] : 0;
+			uint64_t want = c < ck->nb ? ck->ref[c] : 0;
+			uint64_t stored = rb ? qcow2_rb_entry(s, rb, c - ri * per) : 0;
 			int r;
 
-			if (ri >= s->reftable_size || !s->reftable[ri]) {
-				if (c >= ck->nb)
-					break;
-			} else if (qcow2_refcount_get(s, c, &stored)) {
-				ck->res->check_errors = true;
+			if (!rb && c >= ck->nb)
 				break;
-			}
 			if (stored == want)
 				continue;
 			if (stored < want) {
@@ -203,6 +207,10 @@ static int compare(struct ck *ck, int fix)
 			}
 			if (r)
 				return r;
+			/* the repair may have moved blocks around in the cache */
+			rb = ri < s->reftable_size && s->reftable[ri] ? qcow2_refblock(s, ri, &err) : NULL;
+			if (err)
+				return err;
 		}
 	}
 	return 0;

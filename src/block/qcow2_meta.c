@@ -157,7 +157,7 @@ static int cache_write(struct qcow2 *s, struct qcow2_cache *c, bool only_fresh, 
 
 /* ---- refcounts ---- */
 
-static uint64_t rb_get(struct qcow2 *s, const uint8_t *rb, uint64_t i)
+uint64_t qcow2_rb_entry(struct qcow2 *s, const uint8_t *rb, uint64_t i)
 {
 	switch (s->h.refcount_order) {
 	case 6: { uint64_t v; memcpy(&v, rb + i * 8, 8); return be64toh(v); }
@@ -187,7 +187,7 @@ static void rb_set(struct qcow2 *s, uint8_t *rb, uint64_t i, uint64_t v)
 	}
 }
 
-static uint8_t *rb_load(struct qcow2 *s, uint64_t ri, int *err)
+uint8_t *qcow2_refblock(struct qcow2 *s, uint64_t ri, int *err)
 {
 	uint64_t off = ri < s->reftable_size ? s->reftable[ri] : 0;
 
@@ -199,9 +199,9 @@ static uint8_t *rb_load(struct qcow2 *s, uint64_t ri, int *err)
 int qcow2_refcount_get(struct qcow2 *s, uint64_t cluster, uint64_t *out)
 {
 	int err = 0;
-	uint8_t *rb = rb_load(s, cluster >> s->rb_bits, &err);
+	uint8_t *rb = qcow2_refblock(s, cluster >> s->rb_bits, &err);
 
-	*out = rb ? rb_get(s, rb, cluster & ((1ULL << s->rb_bits) - 1)) : 0;
+	*out = rb ? qcow2_rb_entry(s, rb, cluster & ((1ULL << s->rb_bits) - 1)) : 0;
 	return err;
 }
 
@@ -310,10 +310,10 @@ int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int64_t delta)
 		if (err)
 			return err;
 	}
-	rb = rb_load(s, ri, &err);
+	rb = qcow2_refblock(s, ri, &err);
 	if (!rb)
 		return err ? err : -EIO;
-	v = rb_get(s, rb, i);
+	v = qcow2_rb_entry(s, rb, i);
 	if (delta < 0 && v < (uint64_t)-delta)
 		goto underflow;
 	if (delta > 0 && s->refcount_max - v < (uint64_t)delta)
