@@ -14,6 +14,7 @@ enum vm_stop_reason {
 	VM_STOP_RESET,       /* guest reboot: i8042, ACPI reset register, port 0xcf9/0x92 */
 	VM_STOP_CRASH,       /* triple fault, internal error, unhandled exit */
 	VM_STOP_HOST,        /* signal or error on the host side */
+	VM_STOP_QUIT,        /* the operator quit from the console */
 };
 
 struct vm_events {

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+
+#include "keel/parse.h"
+#include "vmm/config.h"
+#include "vmm/console.h"
+
+enum {
+	OPT_KERNEL = 0x100,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_CONSOLE,
+	OPT_NAME,
+	OPT_NO_REBOOT,
+	OPT_KVM_DEVICE,
+	OPT_LOG_LEVEL,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_COUNT,
+};
+
+static const struct option long_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+	{ "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+void config_print_help(const char *prog)
+{
+	printf("Usage: %s --kernel PATH [options]\n"
+	       "Runs one virtual machine on KVM: boots a Linux bzImage with the given vCPUs,\n"
+	       "memory and serial console, until the guest powers off.\n"
+	       "\n"
+	       "Options:\n"
+	       "  --kernel PATH        Linux kernel, bzImage format (64-bit, boot protocol 2.12+)\n"
+	       "  --initrd PATH        initial ramdisk loaded for the kernel\n"
+	       "  --cmdline STR        kernel command line (default \"%s\")\n"
+	       "  --cpus N             number of vCPUs, 1 to %u and no more than KVM allows (default %u)\n"
+	       "  --memory SIZE        guest RAM: a number of MiB, or with a K/M/G suffix (default %llu MiB,\n"
+	       "                       at least %llu MiB, a whole number of MiB, at most the host's RAM)\n"
+	       "  --console KIND       serial console (COM1): stdio (default; Ctrl-A x quits),\n"
+	       "                       pty (prints the pseudo-terminal's path), unix:PATH (a listening\n"
+	       "                       socket), or none\n"
+	       "  --name NAME          the VM's name in logs (letters, digits, '.', '_', '-'; 64 at most)\n"
+	       "  --no-reboot          exit with status 0 when the guest reboots, instead of restarting it\n"
+	       "  --kvm-device PATH    the KVM device (default /dev/kvm)\n"
+	       "  --log-level LEVEL    error, warn, info (default) or debug\n"
+	       "  --help               this text\n"
+	       "  --version            the version\n"
+	       "\n"
+	       "Exit status: 0 when the guest powered off (or rebooted with --no-reboot,\n"
+	       "or the console was quit with Ctrl-A x),\n"
+	       "1 for a configuration or start-up error, 2 when the guest crashed (triple\n"
+	       "fault, KVM internal error, unhandled exit; the vCPU registers are logged),\n"
+	       "128+N when keel-vmm was stopped by signal N.\n",
+	       prog, CONFIG_DEFAULT_CMDLINE, CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS,
+	       (unsigned long long)(CONFIG_DEFAULT_MEMORY >> 20),
+	       (unsigned long long)(CONFIG_MIN_MEMORY >> 20));
+}
+
+#define FAIL(...)                                        \
+	do {                                             \
+		snprintf(err, errlen, __VA_ARGS__);      \
+		return CONFIG_ERROR;                     \
+	} while (0)
+
+static const char *option_name(int opt)
+{
+	for (const struct option *o = long_options; o->name; o++)
+		if (o->val == opt)
+			return o->name;
+	return "?";
+}
+
+static bool takes_value(int opt)
+{
+	for (const struct option *o = long_options; o->name; o++)
+		if (o->val == opt)
+			return o->has_arg == required_argument;
+	return false;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
+			return false;
+	return true;
+}
+
+static int parse_log_level(const char *s, enum log_level *out)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+
+	for (unsigned i = 0; i < 4; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static enum config_result parse_option(int opt, const char *arg, struct vm_config *cfg,
+				       char *err, size_t errlen)
+{
+	uint64_t v;
+	int r;
+
+	switch (opt) {
+	case OPT_KERNEL:
+		cfg->kernel = arg;
+		break;
+	case OPT_INITRD:
+		cfg->initrd = arg;
+		break;
+	case OPT_CMDLINE:
+		cfg->cmdline = arg;
+		break;
+	case OPT_CPUS:
+		r = parse_u64(arg, UINT32_MAX, &v);
+		if (r)
+			FAIL("--cpus '%s': not a number of vCPUs", arg);
+		if (v == 0)
+			FAIL("--cpus 0: a VM needs at least 1 vCPU");
+		if (v > CONFIG_MAX_CPUS)
+			FAIL("--cpus %s: at most %u vCPUs are supported", arg, CONFIG_MAX_CPUS);
+		cfg->cpus = (unsigned)v;
+		break;
+	case OPT_MEMORY:
+		r = parse_size(arg, 1ULL << 20, &v);
+		if (r)
+			FAIL("--memory '%s': not a size (examples: 512, 512M, 2G)", arg);
+		if (v < CONFIG_MIN_MEMORY)
+			FAIL("--memory %s: at least %llu MiB is needed", arg,
+			     (unsigned long long)(CONFIG_MIN_MEMORY >> 20));
+		if (v & ((1ULL << 20) - 1))
+			FAIL("--memory %s: must be a whole number of MiB", arg);
+		cfg->memory = v;
+		break;
+	case OPT_CONSOLE:
+		if (console_check_spec(arg, err, errlen))
+			return CONFIG_ERROR;
+		cfg->console = arg;
+		break;
+	case OPT_NAME:
+		if (!valid_name(arg))
+			FAIL("--name '%s': use 1 to 64 letters, digits, '.', '_' or '-'", arg);
+		cfg->name = arg;
+		break;
+	case OPT_NO_REBOOT:
+		cfg->no_reboot = true;
+		break;
+	case OPT_KVM_DEVICE:
+		cfg->kvm_device = arg;
+		break;
+	case OPT_LOG_LEVEL:
+		if (parse_log_level(arg, &cfg->log_level))
+			FAIL("--log-level '%s': use error, warn, info or debug", arg);
+		break;
+	}
+	return CONFIG_OK;
+}
+
+enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
+				char *err, size_t errlen)
+{
+	bool seen[OPT_COUNT] = { false };
+	int opt;
+
+	*cfg = (struct vm_config){
+		.cmdline = CONFIG_DEFAULT_CMDLINE,
+		.cpus = CONFIG_DEFAULT_CPUS,
+		.memory = CONFIG_DEFAULT_MEMORY,
+		.console = "stdio",
+		.name = "vm",
+		.kvm_device = "/dev/kvm",
+		.log_level = LOG_LEVEL_INFO,
+	};
+	opterr = 0; /* we print our own one-line errors */
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+		enum config_result r;
+
+		if (opt == '?' || opt == ':') {
+			const char *bad = argv[optind - 1];
+
+			if (optopt && takes_value(optopt))
+				FAIL("option '--%s' needs a value (see --help)", option_name(optopt));
+			if (optopt)
+				FAIL("option '--%s' takes no value (see --help)", option_name(optopt));
+			FAIL("unknown option '%s' (see --help)", bad);
+		}
+		if (opt == OPT_HELP) {
+			config_print_help(argv[0]);
+			return CONFIG_EXIT_SUCCESS;
+		}
+		if (opt == OPT_VERSION) {
+			printf("keel-vmm %s\n", KEEL_VERSION);
+			return CONFIG_EXIT_SUCCESS;
+		}
+		if (seen[opt])
+			FAIL("option '--%s' given twice", option_name(opt));
+		seen[opt] = true;
+		r = parse_option(opt, optarg, cfg, err, errlen);
+		if (r != CONFIG_OK)
+			return r;
+	}
+	if (optind < argc)
+		FAIL("unexpected argument '%s' (see --help)", argv[optind]);
+	if (!cfg->kernel)
+		FAIL("--kernel is required: the Linux bzImage to boot (see --help)");
+	return CONFIG_OK;
+}
+
+int config_check_host(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct sysinfo si;
+	uint64_t host;
+
+	if (sysinfo(&si) < 0) {
+		snprintf(err, errlen, "cannot read the host's memory size: %s", strerror(errno));
+		return -errno;
+	}
+	host = (uint64_t)si.totalram * si.mem_unit;
+	if (cfg->memory > host) {
+		snprintf(err, errlen, "--memory %llu MiB is more than this host's %llu MiB of RAM",
+			 (unsigned long long)(cfg->memory >> 20), (unsigned long long)(host >> 20));
+		return -ENOMEM;
+	}
+	return 0;
+}

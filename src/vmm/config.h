@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keel-vmm's command line: parsing, validation and --help. */
+#ifndef KEEL_VMM_CONFIG_H
+#define KEEL_VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel/log.h"
+
+#define CONFIG_DEFAULT_CMDLINE "console=ttyS0"
+#define CONFIG_DEFAULT_CPUS 1
+#define CONFIG_DEFAULT_MEMORY (512ULL << 20)
+#define CONFIG_MIN_MEMORY (32ULL << 20)
+/* xAPIC IDs are 8 bits and 0xff is broadcast; more needs interrupt remapping. */
+#define CONFIG_MAX_CPUS 255
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	unsigned cpus;
+	uint64_t memory;
+	const char *console;
+	const char *name;
+	bool no_reboot;
+	const char *kvm_device;
+	enum log_level log_level;
+};
+
+enum config_result {
+	CONFIG_OK,
+	CONFIG_EXIT_SUCCESS, /* --help or --version was printed */
+	CONFIG_ERROR,        /* err holds the one-line reason */
+};
+
+/*
+ * Parses argv into cfg (strings point into argv). Checks what needs no
+ * system access; config_check_host() does the rest.
+ */
+enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
+				char *err, size_t errlen);
+
+/* Checks against the host: memory size against the host's RAM. 0 or -errno. */
+int config_check_host(const struct vm_config *cfg, char *err, size_t errlen);
+
+void config_print_help(const char *prog);
+
+#endif

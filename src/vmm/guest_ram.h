@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Guest RAM: one memfd ("keel-guest-ram", so it is recognisable in
+ * /proc/PID/smaps and can later be shared, snapshotted or migrated) mapped
+ * once, and split around the 32-bit PCI hole: the first part at guest
+ * address 0 up to 3 GiB, the rest from 4 GiB. Also the e820 map that
+ * describes it to the guest.
+ */
+#ifndef KEEL_VMM_GUEST_RAM_H
+#define KEEL_VMM_GUEST_RAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel/guest_mem.h"
+#include "vmm/boot_linux.h"
+
+struct guest_ram {
+	int memfd;
+	uint8_t *base;
+	uint64_t size;
+	uint64_t below_4g; /* bytes mapped at 0 */
+	uint64_t above_4g; /* bytes mapped at 4 GiB */
+	struct guest_mem mem;
+};
+
+/* Size split only, no allocation (for the e820 tests). */
+void guest_ram_layout(uint64_t size, uint64_t *below_4g, uint64_t *above_4g);
+
+/* 0, or -errno with one line in err. */
+int guest_ram_create(struct guest_ram *ram, uint64_t size, char *err, size_t errlen);
+void guest_ram_destroy(struct guest_ram *ram);
+
+/*
+ * The guest's e820 map for a RAM split. Returns the number of entries
+ * written to `out` (room for at least 8).
+ */
+unsigned guest_ram_e820(uint64_t below_4g, uint64_t above_4g, struct e820_entry *out);
+
+#endif

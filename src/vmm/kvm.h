@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one place that talks to /dev/kvm for the VM as a whole: API version
+ * and capability checks, the VM file descriptor with its in-kernel irqchip
+ * and PIT, memory slots, and the irq_chip that devices raise interrupts
+ * through (KVM_IRQ_LINE, KVM_SIGNAL_MSI). vCPUs are in vcpu.c.
+ */
+#ifndef KEEL_VMM_KVM_H
+#define KEEL_VMM_KVM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "keel/irq.h"
+
+struct kvm {
+	int dev_fd;
+	int vm_fd;
+	int vcpu_mmap_size;
+	unsigned max_vcpus;
+	bool tsc_deadline;               /* KVM_CAP_TSC_DEADLINE_TIMER */
+	struct kvm_cpuid_entry2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID */
+	unsigned nr_cpuid;
+	uint32_t *msrs;                  /* KVM_GET_MSR_INDEX_LIST */
+	unsigned nr_msrs;
+	struct irq_chip chip;
+};
+
+/*
+ * Opens the KVM device and checks everything keel-vmm relies on. 0, or
+ * -errno with one line in err naming the device or the missing capability.
+ */
+int kvm_open(struct kvm *kvm, const char *dev_path, char *err, size_t errlen);
+void kvm_close(struct kvm *kvm);
+
+/* A fresh VM: TSS and identity map (Intel), IOAPIC+PIC+LAPICs, PIT. */
+int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen);
+void kvm_destroy_vm(struct kvm *kvm);
+
+int kvm_set_memory_slot(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva);
+
+/* Whether KVM saves/restores this MSR (KVM_GET_MSR_INDEX_LIST). */
+bool kvm_has_msr(const struct kvm *kvm, uint32_t index);
+
+#endif

@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "acpi/acpi.h"
+#include "hw/acpi_pm.h"
+#include "hw/cmos_rtc.h"
+#include "hw/i8042.h"
+#include "hw/reset_ctl.h"
+#include "hw/uart_16550.h"
+#include "keel/compiler.h"
+#include "keel/log.h"
+#include "vmm/console.h"
+#include "vmm/layout.h"
+#include "vmm/machine.h"
+
+#define FAIL(code, ...)                                  \
+	do {                                             \
+		snprintf(err, errlen, __VA_ARGS__);      \
+		return -(code);                          \
+	} while (0)
+
+/* PS/2 keyboard and mouse lines: wired even with no keyboard, as on a PC. */
+#define KBD_IRQ 1
+#define AUX_IRQ 12
+/* The POST-code port: Linux writes it as an I/O delay; a sink saves log noise. */
+#define POST_PORT 0x80
+
+static void on_stop_request(struct vm_events *ev, enum vm_stop_reason why)
+{
+	struct machine *m = container_of(ev, struct machine, events);
+	int expected = VM_STOP_NONE;
+
+	if (atomic_compare_exchange_strong(&m->stop_reason, &expected, (int)why))
+		event_loop_stop(&m->loop);
+}
+
+/* Ctrl-A x on a stdio console: the operator ends the VM on purpose. */
+static void on_console_quit(void *opaque)
+{
+	struct machine *m = opaque;
+
+	log_info("quit from the console");
+	on_stop_request(&m->events, VM_STOP_QUIT);
+}
+
+static void on_host_signal(struct event_handler *h, uint32_t events)
+{
+	struct machine *m = container_of(h, struct machine, signal_handler);
+	struct signalfd_siginfo si;
+
+	if (read(h->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (atomic_load(&m->stop_reason) == VM_STOP_NONE)
+		m->stop_signal = (int)si.ssi_signo;
+	log_info("stopping the VM on signal %d (%s)", si.ssi_signo, strsignal((int)si.ssi_signo));
+	on_stop_request(&m->events, VM_STOP_HOST);
+}
+
+/* Reads a whole file into memory; for the kernel and initrd. */
+static int read_file(const char *flag, const char *path, uint8_t **out, size_t *len,
+		     char *err, size_t errlen)
+{
+	struct stat st;
+	uint8_t *buf;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		FAIL(errno, "%s %s: %s", flag, path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		FAIL(EINVAL, "%s %s: not a regular file", flag, path);
+	}
+	/* Mapped, not copied: the pages leave our memory once the guest has them. */
+	buf = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+	close(fd);
+	if (buf == MAP_FAILED)
+		FAIL(errno, "%s %s: cannot map it: %s", flag, path, strerror(errno));
+	*out = buf;
+	*len = (size_t)st.st_size;
+	return 0;
+}
+
+static void unmap_file(uint8_t **buf, size_t *len)
+{
+	if (*buf)
+		munmap(*buf, *len);
+	*buf = NULL;
+	*len = 0;
+}
+
+/* The kernel and initrd exist and the kernel is a bzImage we can boot. */
+static int check_files(struct machine *m, char *err, size_t errlen)
+{
+	struct bzimage_info info;
+	char why[256];
+	int r;
+
+	r = read_file("--kernel", m->cfg->kernel, &m->kernel, &m->kernel_len, err, errlen);
+	if (r)
+		return r;
+	r = bzimage_parse(m->kernel, m->kernel_len, &info, why, sizeof(why));
+	if (r)
+		snprintf(err, errlen, "--kernel %s: %s", m->cfg->kernel, why);
+	unmap_file(&m->kernel, &m->kernel_len);
+	if (!r && m->cfg->initrd) {
+		r = read_file("--initrd", m->cfg->initrd, &m->initrd, &m->initrd_len, err, errlen);
+		unmap_file(&m->initrd, &m->initrd_len);
+	}
+	return r;
+}
+
+static int build_acpi(struct machine *m, uint64_t *rsdp, char *err, size_t errlen)
+{
+	uint32_t apic_ids[CONFIG_MAX_CPUS];
+	uint8_t *buf = guest_mem_ptr(&m->ram.mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE);
+	struct acpi_tables_info info;
+	struct acpi_config acfg;
+	int r;
+
+	if (!buf)
+		FAIL(EFAULT, "no guest RAM for the ACPI tables");
+	acpi_config_default(&acfg);
+	for (unsigned i = 0; i < m->cfg->cpus; i++)
+		apic_ids[i] = cpu_topology_apic_id(&m->topo, i);
+	acfg.nr_cpus = m->cfg->cpus;
+	acfg.apic_ids = apic_ids;
+	r = acpi_build_tables(&acfg, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_START, &info);
+	if (r < 0)
+		FAIL(-r, "cannot build the ACPI tables: %s", strerror(-r));
+	*rsdp = info.rsdp_gpa;
+	return 0;
+}
+
+/* Writes kernel, initrd, command line, e820, ACPI and page tables into RAM. */
+static int load_guest(struct machine *m, struct boot_linux_result *boot, char *err, size_t errlen)
+{
+	struct e820_entry e820[8];
+	struct boot_linux_params p = {
+		.cmdline = m->cfg->cmdline,
+		.e820 = e820,
+		.nr_e820 = guest_ram_e820(m->ram.below_4g, m->ram.above_4g, e820),
+	};
+	int r;
+
+	r = build_acpi(m, &p.rsdp_addr, err, errlen);
+	if (r)
+		return r;
+	r = read_file("--kernel", m->cfg->kernel, &m->kernel, &m->kernel_len, err, errlen);
+	if (!r && m->cfg->initrd)
+		r = read_file("--initrd", m->cfg->initrd, &m->initrd, &m->initrd_len, err, errlen);
+	if (!r) {
+		char why[256];
+
+		p.kernel = m->kernel;
+		p.kernel_len = m->kernel_len;
+		p.initrd = m->initrd;
+		p.initrd_len = m->initrd_len;
+		r = boot_linux_load(&m->ram.mem, &p, boot, why, sizeof(why));
+		if (r)
+			snprintf(err, errlen, "--kernel %s: %s", m->cfg->kernel, why);
+	}
+	unmap_file(&m->kernel, &m->kernel_len);
+	unmap_file(&m->initrd, &m->initrd_len);
+	return r;
+}
+
+static void uart_tx(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct machine *m = opaque;
+
+	console_write(m->console, buf, len);
+}
+
+static void uart_rx_ready(void *opaque)
+{
+	struct machine *m = opaque;
+
+	console_rx_ready(m->console);
+}
+
+static const struct uart_16550_ops com1_ops = {
+	.tx = uart_tx,
+	.rx_ready = uart_rx_ready,
+};
+
+static void post_read(void *opaque, uint64_t off, void *data, unsigned size)
+{
+	memset(data, 0, size);
+}
+
+static void post_write(void *opaque, uint64_t off, const void *data, unsigned size)
+{
+}
+
+static const struct bus_ops post_ops = { .read = post_read, .write = post_write };
+
+static struct irq_line isa_irq(struct machine *m, uint32_t irq)
+{
+	return (struct irq_line){ .chip = &m->kvm.chip, .gsi = irq };
+}
+
+static int create_devices(struct machine *m, char *err, size_t errlen)
+{
+	m->com1 = uart_16550_create(&m->pio, UART_COM1_PORT, isa_irq(m, UART_COM1_IRQ), &com1_ops, m);
+	if (!m->com1)
+		FAIL(errno, "cannot create the COM1 UART: %s", strerror(errno));
+	m->rtc = cmos_rtc_create(&m->pio, isa_irq(m, CMOS_RTC_IRQ), &m->loop);
+	if (!m->rtc)
+		FAIL(errno, "cannot create the CMOS RTC: %s", strerror(errno));
+	m->kbc = i8042_create(&m->pio, isa_irq(m, KBD_IRQ), isa_irq(m, AUX_IRQ), &m->events);
+	if (!m->kbc)
+		FAIL(errno, "cannot create the i8042 controller: %s", strerror(errno));
+	m->reset_ctl = reset_ctl_create(&m->pio, &m->events);
+	if (!m->reset_ctl)
+		FAIL(errno, "cannot create the reset control ports: %s", strerror(errno));
+	m->acpi_pm = acpi_pm_create(&m->pio, isa_irq(m, ACPI_SCI_IRQ), &m->events);
+	if (!m->acpi_pm)
+		FAIL(errno, "cannot create the ACPI PM registers: %s", strerror(errno));
+	if (bus_register(&m->pio, POST_PORT, 1, &post_ops, NULL, "post"))
+		FAIL(EEXIST, "cannot register the POST port");
+	console_attach_uart(m->console, m->com1);
+	console_set_quit_handler(m->console, on_console_quit, m);
+	return 0;
+}
+
+static int setup_signals(struct machine *m, char *err, size_t errlen)
+{
+	sigset_t set;
+
+	/* main() blocked these in every thread; here they become loop events. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	m->signal_handler.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	m->signal_handler.cb = on_host_signal;
+	if (m->signal_handler.fd < 0 || event_loop_add(&m->loop, &m->signal_handler, EPOLLIN))
+		FAIL(errno, "cannot watch for signals: %s", strerror(errno));
+	return 0;
+}
+
+int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct boot_linux_result boot;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	m->cfg = cfg;
+	m->kvm.dev_fd = m->kvm.vm_fd = -1;
+	m->ram.memfd = -1;
+	m->signal_handler.fd = -1;
+	m->loop.epfd = m->loop.wake_fd = -1;
+	m->events.request_stop = on_stop_request;
+	m->topo = cpu_topology_flat(cfg->cpus);
+	atomic_init(&m->stop_reason, VM_STOP_NONE);
+
+	r = config_check_host(cfg, err, errlen);
+	if (!r)
+		r = check_files(m, err, errlen);
+	if (r)
+		return r;
+	r = kvm_open(&m->kvm, cfg->kvm_device, err, errlen);
+	if (r)
+		return r;
+	if (cfg->cpus > m->kvm.max_vcpus)
+		FAIL(EINVAL, "--cpus %u: KVM on this host allows at most %u vCPUs", cfg->cpus,
+		     m->kvm.max_vcpus);
+	r = guest_ram_create(&m->ram, cfg->memory, err, errlen);
+	if (r)
+		return r;
+	/* A first load now, so a bad kernel or an initrd too big is reported before anything runs. */
+	r = load_guest(m, &boot, err, errlen);
+	if (r)
+		return r;
+
+	r = event_loop_init(&m->loop);
+	if (r)
+		FAIL(-r, "cannot create the event loop: %s", strerror(-r));
+	r = setup_signals(m, err, errlen);
+	if (r)
+		return r;
+	if (bus_init(&m->pio, "pio") || bus_init(&m->mmio, "mmio"))
+		FAIL(ENOMEM, "cannot create the I/O buses");
+	m->console = console_open(cfg->console, &m->loop, err, errlen);
+	if (!m->console)
+		return -EINVAL;
+	r = create_devices(m, err, errlen);
+	if (r)
+		return r;
+	r = vcpu_init_signals();
+	if (r)
+		FAIL(-r, "cannot install the vCPU signal handler: %s", strerror(-r));
+	m->vcpus = calloc(cfg->cpus, sizeof(*m->vcpus));
+	if (!m->vcpus)
+		FAIL(ENOMEM, "out of memory");
+	m->vcpu_env = (struct vcpu_env){
+		.kvm = &m->kvm, .pio = &m->pio, .mmio = &m->mmio,
+		.events = &m->events, .topo = &m->topo,
+	};
+	return 0;
+}
+
+static void stop_vcpus(struct machine *m)
+{
+	for (unsigned i = 0; i < m->nr_vcpus_created; i++)
+		vcpu_kick(&m->vcpus[i]);
+	for (unsigned i = 0; i < m->nr_vcpus_created; i++)
+		vcpu_destroy(&m->vcpus[i]);
+	m->nr_vcpus_created = 0;
+}
+
+/* One boot: a fresh KVM VM with the guest loaded and the vCPUs running. */
+static int boot_once(struct machine *m, char *err, size_t errlen)
+{
+	struct boot_linux_result boot;
+	int r;
+
+	r = kvm_create_vm(&m->kvm, err, errlen);
+	if (r)
+		return r;
+	r = kvm_set_memory_slot(&m->kvm, 0, 0, m->ram.below_4g, m->ram.base);
+	if (!r && m->ram.above_4g)
+		r = kvm_set_memory_slot(&m->kvm, 1, LAYOUT_RAM_ABOVE_4G_START, m->ram.above_4g,
+					m->ram.base + m->ram.below_4g);
+	if (r)
+		FAIL(-r, "cannot give guest RAM to KVM: %s", strerror(-r));
+	/* Reloaded every boot: a reboot starts from the files, as on real hardware. */
+	r = load_guest(m, &boot, err, errlen);
+	if (r)
+		return r;
+	for (unsigned i = 0; i < m->cfg->cpus; i++) {
+		r = vcpu_create(&m->vcpus[i], &m->vcpu_env, i, err, errlen);
+		m->nr_vcpus_created = i + 1;
+		if (r)
+			return r;
+	}
+	r = vcpu_setup_linux_entry(&m->vcpus[0], &boot);
+	if (r)
+		FAIL(-r, "cannot set the boot vCPU's registers: %s", strerror(-r));
+	for (unsigned i = 0; i < m->cfg->cpus; i++) {
+		r = vcpu_start(&m->vcpus[i]);
+		if (r)
+			FAIL(-r, "cannot start vCPU %u: %s", i, strerror(-r));
+	}
+	m->boots++;
+	return 0;
+}
+
+static void reset_devices(struct machine *m)
+{
+	uart_16550_reset(m->com1);
+	cmos_rtc_reset(m->rtc);
+	i8042_reset(m->kbc);
+	reset_ctl_reset(m->reset_ctl);
+	acpi_pm_reset(m->acpi_pm);
+}
+
+int machine_run(struct machine *m)
+{
+	char err[512];
+
+	for (;;) {
+		enum vm_stop_reason why;
+		int r;
+
+		atomic_store(&m->stop_reason, VM_STOP_NONE);
+		m->loop.stop = 0;
+		r = boot_once(m, err, sizeof(err));
+		if (r) {
+			log_error("%s", err);
+			stop_vcpus(m);
+			kvm_destroy_vm(&m->kvm);
+			return EXIT_SETUP_ERROR;
+		}
+		r = event_loop_run(&m->loop);
+		if (r)
+			on_stop_request(&m->events, VM_STOP_HOST);
+		why = (enum vm_stop_reason)atomic_load(&m->stop_reason);
+		stop_vcpus(m);
+		kvm_destroy_vm(&m->kvm);
+
+		switch (why) {
+		case VM_STOP_RESET:
+			if (m->cfg->no_reboot) {
+				log_info("guest rebooted; exiting (--no-reboot)");
+				return EXIT_GUEST_OFF;
+			}
+			log_info("guest rebooted; restarting it");
+			reset_devices(m);
+			continue;
+		case VM_STOP_POWEROFF:
+		case VM_STOP_QUIT:
+			return EXIT_GUEST_OFF;
+		case VM_STOP_CRASH:
+			log_error("the guest crashed; exiting");
+			return EXIT_GUEST_CRASH;
+		case VM_STOP_HOST:
+		case VM_STOP_NONE:
+			return m->stop_signal ? EXIT_SIGNAL_BASE + m->stop_signal : EXIT_SETUP_ERROR;
+		}
+	}
+}
+
+void machine_destroy(struct machine *m)
+{
+	stop_vcpus(m);
+	free(m->vcpus);
+	m->vcpus = NULL;
+	if (m->console)
+		console_attach_uart(m->console, NULL);
+	acpi_pm_destroy(m->acpi_pm);
+	reset_ctl_destroy(m->reset_ctl);
+	i8042_destroy(m->kbc);
+	cmos_rtc_destroy(m->rtc);
+	uart_16550_destroy(m->com1);
+	console_close(m->console);
+	m->console = NULL;
+	bus_destroy(&m->pio);
+	bus_destroy(&m->mmio);
+	if (m->signal_handler.fd >= 0)
+		close(m->signal_handler.fd);
+	if (m->loop.epfd >= 0)
+		event_loop_destroy(&m->loop);
+	guest_ram_destroy(&m->ram);
+	kvm_close(&m->kvm);
+}

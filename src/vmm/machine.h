@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The whole virtual machine: guest RAM, the buses and platform devices, the
+ * console, the KVM VM and its vCPUs, and the main event loop.
+ *
+ * Lifetimes: RAM, buses, devices and the console live as long as the
+ * process. The KVM VM and the vCPUs are rebuilt on every guest reboot, so
+ * each boot starts from clean in-kernel state (irqchip, PIT, clocks); the
+ * devices are reset instead.
+ */
+#ifndef KEEL_VMM_MACHINE_H
+#define KEEL_VMM_MACHINE_H
+
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "keel/bus.h"
+#include "keel/event_loop.h"
+#include "keel/vm_events.h"
+#include "vmm/config.h"
+#include "vmm/cpuid.h"
+#include "vmm/guest_ram.h"
+#include "vmm/kvm.h"
+#include "vmm/vcpu.h"
+
+struct console;
+struct uart_16550;
+struct cmos_rtc;
+struct i8042;
+struct reset_ctl;
+struct acpi_pm;
+
+/* Exit statuses of keel-vmm (documented in --help). */
+enum {
+	EXIT_GUEST_OFF = 0,
+	EXIT_SETUP_ERROR = 1,
+	EXIT_GUEST_CRASH = 2,
+	EXIT_SIGNAL_BASE = 128,
+};
+
+struct machine {
+	const struct vm_config *cfg;
+	struct kvm kvm;
+	struct guest_ram ram;
+	struct bus pio;
+	struct bus mmio;
+	struct event_loop loop;
+	struct console *console;
+
+	struct uart_16550 *com1;
+	struct cmos_rtc *rtc;
+	struct i8042 *kbc;
+	struct reset_ctl *reset_ctl;
+	struct acpi_pm *acpi_pm;
+
+	struct cpu_topology topo;
+	struct vcpu_env vcpu_env;
+	struct vcpu *vcpus;
+	unsigned nr_vcpus_created;
+
+	/* The files, read once: a reboot boots the same kernel. */
+	uint8_t *kernel;
+	size_t kernel_len;
+	uint8_t *initrd;
+	size_t initrd_len;
+
+	struct vm_events events;
+	atomic_int stop_reason; /* enum vm_stop_reason; the first request wins */
+	int stop_signal;        /* for VM_STOP_HOST */
+	struct event_handler signal_handler;
+	unsigned boots;
+};
+
+/*
+ * Everything that does not depend on a boot: KVM checks, RAM, devices,
+ * console, kernel and initrd files. 0, or -errno with one line in err.
+ */
+int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen);
+/* Boots, reboots as the guest asks, and returns keel-vmm's exit status. */
+int machine_run(struct machine *m);
+/* Frees everything; safe on a partly created machine. */
+void machine_destroy(struct machine *m);
+
+#endif
