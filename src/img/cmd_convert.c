@@ -379,5 +379,6 @@ const struct img_cmd img_cmd_convert = {
 	"target is thin. -B makes the target a qcow2 overlay of backing_file and\n"
 	"copies only what the source holds above its own backing file. -n writes\n"
 	"into an existing target. -p shows progress. The target cache mode\n"
-	"defaults to unsafe, as in qemu-img (synced once at the end).\n",
+	"defaults to unsafe, as in qemu-img: nothing is synced; pass -t writeback\n"
+	"to have the data on disk when keel-img exits.\n",
 };
