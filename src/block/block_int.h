@@ -123,7 +123,9 @@ struct blk_dev {
 	unsigned depth;           /* 0 for the top image */
 	uint64_t st_dev, st_ino;  /* to detect backing loops */
 	void *priv;               /* the driver's */
-	bool written;             /* a write reached the file since open */
+	bool written;             /* a write reached the file since open; set
+				     from several queue threads: use
+				     blk_dev_mark_written() */
 };
 
 struct blk_queue {
@@ -142,6 +144,11 @@ struct blk_queue {
 	struct blk_io *remote;
 	bool in_process;
 };
+
+static inline void blk_dev_mark_written(struct blk_dev *dev)
+{
+	__atomic_store_n(&dev->written, true, __ATOMIC_RELAXED);
+}
 
 /* Completion plumbing. */
 void blk_io_complete(struct blk_io *io, int ret);

@@ -273,7 +273,7 @@ int blk_file_pread(struct blk_dev *dev, void *buf, uint64_t len, uint64_t off)
 
 int blk_file_pwrite(struct blk_dev *dev, const void *buf, uint64_t len, uint64_t off)
 {
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	return file_rw(dev, true, (void *)buf, len, off);
 }
 

@@ -302,7 +302,7 @@ int qcow2_check(struct blk_dev *dev, int fix, struct blk_check_result *res, FILE
 	if (!r && fix && !dev->read_only) {
 		struct blk_check_result again;
 
-		dev->written = true;
+		blk_dev_mark_written(dev);
 		r = qcow2_flush_metadata(s, true);
 		if (!r)
 			r = qcow2_flush_metadata(s, true);

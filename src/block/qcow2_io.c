@@ -474,7 +474,7 @@ static void qwrite(struct blk_io *io, bool zeroes)
 	struct qcow2 *s = qcow2_of(io->dev);
 	uint64_t cs = s->cluster_size, pos = 0;
 
-	io->dev->written = true;
+	blk_dev_mark_written(io->dev);
 	io->pending = 1;
 	while (pos < io->len) {
 		uint64_t off = io->offset + pos, in = off & (cs - 1), n = MIN(cs - in, io->len - pos);

@@ -101,7 +101,7 @@ int qcow2_create(const struct blk_create_opts *o, char *err, size_t errlen)
 	}
 	if (!r)
 		r = blk_img_resize(dev, o->size, err, errlen);
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	if (blk_close(dev) && !r) {
 		blk_set_err(err, errlen, "%s: cannot write the metadata", o->path);
 		r = -EIO;
@@ -173,7 +173,7 @@ int qcow2_resize(struct blk_dev *dev, uint64_t size, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&s->lock);
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	if (need > s->l1_size)
 		r = grow_l1(s, need);
 	/* Shrinking: drop the mappings beyond the new end. */
@@ -261,7 +261,7 @@ int qcow2_set_backing(struct blk_dev *dev, const char *name, const char *fmt)
 	free(s->backing_format);
 	s->backing_file = n;
 	s->backing_format = n ? f : (free(f), NULL);
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	r = qcow2_rewrite_header(s);
 	return r ? r : blk_file_sync(dev);
 }
@@ -273,7 +273,7 @@ int qcow2_make_empty(struct blk_dev *dev)
 	int r = 0;
 
 	pthread_mutex_lock(&s->lock);
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	for (uint64_t gc = 0; gc < n && !r; gc++) {
 		uint64_t e, off, cnt;
 

@@ -326,7 +326,7 @@ int qcow2_snapshot_op(struct blk_dev *dev, char op, const char *name, char *err,
 	if (dev->read_only)
 		return -EROFS;
 	pthread_mutex_lock(&s->lock);
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	idx = find_snap(s, name);
 	if (op != 'c' && idx < 0) {
 		blk_set_err(err, errlen, "snapshot '%s' not found", name);
