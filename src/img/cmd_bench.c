@@ -16,26 +16,36 @@ struct bench {
 	struct blk_queue *q;
 	uint64_t offset, step, bufsize, image_size;
 	unsigned long count, submitted, done, flush_interval, since_flush;
-	bool write, drain, flushing;
+	bool write, drain, flushing, want_flush;
 	int error;
+	struct slot *parked;  /* slots waiting for a draining flush */
 };
 
 struct slot {
 	struct blk_req req;
 	struct iovec iov;
 	struct bench *b;
+	struct slot *next;
 };
 
 static void submit_next(struct bench *b, struct slot *s);
+static void issue_flush(struct bench *b);
 
 static void flush_done(struct blk_req *req, int ret)
 {
 	struct bench *b = req->opaque;
+	struct slot *s = b->parked, *next;
 
 	if (ret && !b->error)
 		b->error = ret;
 	b->flushing = false;
 	free(req);
+	/* the drained requests go on */
+	b->parked = NULL;
+	for (; s; s = next) {
+		next = s->next;
+		submit_next(b, s);
+	}
 }
 
 static void issue_flush(struct bench *b)
@@ -63,7 +73,19 @@ static void slot_done(struct blk_req *req, int ret)
 	b->done++;
 	if (b->flush_interval && ++b->since_flush >= b->flush_interval && b->write) {
 		b->since_flush = 0;
-		issue_flush(b);
+		if (b->drain)
+			b->want_flush = true; /* once everything in flight is done */
+		else
+			issue_flush(b);
+	}
+	if (b->want_flush) {
+		s->next = b->parked;
+		b->parked = s;
+		if (b->submitted == b->done) {
+			b->want_flush = false;
+			issue_flush(b);
+		}
+		return;
 	}
 	submit_next(b, s);
 }
@@ -202,5 +224,6 @@ const struct img_cmd img_cmd_bench = {
 	"  -i aio   io_uring, threads (default) or sync\n"
 	"  -n       native AIO (io_uring here; qemu-img uses Linux AIO)\n"
 	"  -t cache none (O_DIRECT), writeback (default), writethrough, unsafe\n"
-	"  --flush-interval=N   flush after every N writes\n",
+	"  --flush-interval=N   flush after every N writes, once the requests in\n"
+	"                       flight have completed (--no-drain: at once)\n",
 };
