@@ -331,7 +331,9 @@ static int run(int argc, char **argv)
 		r = -EINVAL;
 		goto out;
 	}
-	cv.target_zero = !no_create || zero_flag;
+	/* A new image reads zero where nothing is written, unless it has a
+	   backing file (-B): then zeroes the source decides must be written. */
+	cv.target_zero = (!no_create && !backing) || zero_flag;
 	cv.skip_backed = backing != NULL;
 	cv.progress = progress && !quiet;
 	cv.qs = img_queue(cv.src, SLOTS);

@@ -108,8 +108,11 @@ void img_json_str(FILE *f, const char *s)
 
 void img_progress(bool on, double pct)
 {
-	if (!on)
+	static double last = -1;
+
+	if (!on || pct - last < 0.01)
 		return;
+	last = pct;
 	printf("    (%.2f/100%%)\r", pct);
 	fflush(stdout);
 }

@@ -222,6 +222,18 @@ def convert_commit_rebase_resize(d):
 
 
 @test
+def convert_into_an_overlay_keeps_zeroes_over_the_backing_file(d):
+    random_file(j(d, "base.raw"), 8 * MB, 6, holes=False)
+    qemu("create", "-f", "qcow2", "-b", "base.raw", "-F", "raw", j(d, "top.qcow2"))
+    qemu_io(j(d, "top.qcow2"), "write -P 2 1M 1M", "write -z 4M 64k", "write -P 0 6M 64k")
+    keel("convert", "-O", "qcow2", "-B", "base.raw", "-F", "raw", j(d, "top.qcow2"), j(d, "out.qcow2"))
+    qemu_check_clean(j(d, "out.qcow2"))
+    qemu("compare", j(d, "top.qcow2"), j(d, "out.qcow2"))
+    # only what the top held was copied
+    assert int(json.loads(qemu("info", "--output=json", j(d, "out.qcow2")).stdout)["actual-size"]) < 2 * MB
+
+
+@test
 def every_subcommand_has_help(d):
     for c in ("create", "info", "check", "convert", "resize", "snapshot", "commit", "rebase",
               "map", "bench"):
