@@ -147,6 +147,10 @@ struct qcow2 {
 	struct qcow2_inflight *inflight;
 	struct qcow2_free *frees;
 	unsigned nr_frees, cap_frees;
+	/* Host clusters with in-place data writes in flight: a racing discard
+	   must not let them be reused before those writes land. */
+	uint64_t *busy;
+	unsigned nr_busy, cap_busy;
 	char *backing_file;
 	char *backing_format;
 	struct qcow2_snapshot *snaps;
@@ -204,6 +208,9 @@ int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int64_t delta);
 int64_t qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, bool *was_zero);
 /* Frees at the next flush (after the references are gone on disk). */
 int qcow2_free_later(struct qcow2 *s, uint64_t off, uint64_t nb_clusters, bool punch);
+/* In-place writes in flight on host cluster c (a multiset). */
+int qcow2_busy_add(struct qcow2 *s, uint64_t c);
+void qcow2_busy_del(struct qcow2 *s, uint64_t c);
 /* The host clusters an L2 entry holds (0 for none), for freeing. */
 void qcow2_entry_clusters(struct qcow2 *s, uint64_t entry, uint64_t *off, uint64_t *n);
 int qcow2_flush_metadata(struct qcow2 *s, bool sync_data);

@@ -115,6 +115,18 @@ static void host_done(struct host_io *hio, int ret)
 	blk_io_complete(piece, ret);
 }
 
+/* An in-place write landed: its cluster may be freed again. */
+static void inplace_done(struct host_io *hio, int ret)
+{
+	struct blk_io *piece = hio->opaque;
+	struct qcow2 *s = qcow2_of(piece->dev);
+
+	pthread_mutex_lock(&s->lock);
+	qcow2_busy_del(s, piece->P_HOST >> s->cluster_bits);
+	pthread_mutex_unlock(&s->lock);
+	blk_io_complete(piece, ret);
+}
+
 /* A host read or write of piece->iov at `host`. */
 static void host_rw(struct blk_io *piece, enum host_op op, uint64_t host,
 		    void (*cb)(struct host_io *, int))
@@ -417,8 +429,13 @@ static void write_piece(struct blk_io *p)
 		return;
 	r = s->corrupt ? -EIO : qcow2_l2_lookup(s, gc, &e);
 	if (!r && classify(e) == K_DATA && (e & QCOW2_OFLAG_COPIED)) {
+		p->P_HOST = e & QCOW2_OFFSET_MASK;
+		r = qcow2_busy_add(s, p->P_HOST >> s->cluster_bits);
 		pthread_mutex_unlock(&s->lock);
-		host_rw(p, HOST_WRITE, (e & QCOW2_OFFSET_MASK) + p->P_IN, host_done);
+		if (r)
+			blk_io_complete(p, r);
+		else
+			host_rw(p, HOST_WRITE, p->P_HOST + p->P_IN, inplace_done);
 		return;
 	}
 	f = r ? NULL : calloc(1, sizeof(*f));

@@ -473,10 +473,50 @@ int qcow2_free_later(struct qcow2 *s, uint64_t off, uint64_t n, bool punch)
 	return 0;
 }
 
+int qcow2_busy_add(struct qcow2 *s, uint64_t c)
+{
+	if (s->nr_busy == s->cap_busy) {
+		unsigned cap = s->cap_busy ? s->cap_busy * 2 : 64;
+		uint64_t *b = realloc(s->busy, cap * sizeof(*b));
+
+		if (!b)
+			return -ENOMEM;
+		s->busy = b;
+		s->cap_busy = cap;
+	}
+	s->busy[s->nr_busy++] = c;
+	return 0;
+}
+
+void qcow2_busy_del(struct qcow2 *s, uint64_t c)
+{
+	for (unsigned i = 0; i < s->nr_busy; i++)
+		if (s->busy[i] == c) {
+			s->busy[i] = s->busy[--s->nr_busy];
+			return;
+		}
+}
+
+static bool busy_range(struct qcow2 *s, const struct qcow2_free *f)
+{
+	for (unsigned i = 0; i < s->nr_busy; i++)
+		if (s->busy[i] >= f->off >> s->cluster_bits &&
+		    s->busy[i] < (f->off >> s->cluster_bits) + f->nb_clusters)
+			return true;
+	return false;
+}
+
 static int apply_frees(struct qcow2 *s)
 {
+	unsigned kept = 0;
+
 	for (unsigned i = 0; i < s->nr_frees; i++) {
 		struct qcow2_free *f = &s->frees[i];
+
+		if (busy_range(s, f)) { /* a write still lands there: next flush */
+			s->frees[kept++] = *f;
+			continue;
+		}
 
 		for (uint64_t c = f->off >> s->cluster_bits, e = c + f->nb_clusters; c < e; c++) {
 			uint64_t rc;
@@ -495,7 +535,7 @@ static int apply_frees(struct qcow2 *s)
 			}
 		}
 	}
-	s->nr_frees = 0;
+	s->nr_frees = kept;
 	return 0;
 }
 

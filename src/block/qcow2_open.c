@@ -578,6 +578,7 @@ static int qcow2_close(struct blk_dev *dev)
 	free(s->l1);
 	free(s->reftable);
 	free(s->frees);
+	free(s->busy);
 	free(s->backing_file);
 	free(s->backing_format);
 	free_snaps(s);
