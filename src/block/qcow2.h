@@ -189,13 +189,15 @@ int qcow2_rewrite_header(struct qcow2 *s);
 void qcow2_set_corrupt(struct qcow2 *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* qcow2_meta.c (all under s->lock) */
+/* qcow2_meta.c and qcow2_cache.c (all under s->lock) */
 int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint64_t cluster_size);
 void qcow2_cache_free(struct qcow2_cache *c);
 /* Returns the cached cluster at off (read from disk unless `fresh`). */
 uint8_t *qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t off,
 			 bool fresh, int *err);
 void qcow2_cache_mark_dirty(struct qcow2_cache *c, const uint8_t *data);
+/* Writes dirty entries (only the fresh ones if only_fresh). */
+int qcow2_cache_write(struct qcow2 *s, struct qcow2_cache *c, bool only_fresh, bool *wrote);
 /* Drops a cached table without writing it (its cluster was freed). */
 void qcow2_cache_forget(struct qcow2_cache *c, uint64_t off);
 /* The cached refcount block of range ri (NULL: none, or *err). */

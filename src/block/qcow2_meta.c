@@ -34,127 +34,6 @@ int qcow2_check_offset(struct qcow2 *s, uint64_t off, uint64_t len, const char *
 	return 0;
 }
 
-/* ---- caches ---- */
-
-int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint64_t cluster_size)
-{
-	c->e = calloc(n, sizeof(*c->e));
-	if (!c->e)
-		return -ENOMEM;
-	c->n = n;
-	for (unsigned i = 0; i < n; i++) {
-		c->e[i].data = blk_alloc_aligned(cluster_size);
-		if (!c->e[i].data)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-void qcow2_cache_free(struct qcow2_cache *c)
-{
-	for (unsigned i = 0; c->e && i < c->n; i++)
-		free(c->e[i].data);
-	free(c->e);
-	c->e = NULL;
-}
-
-static struct qcow2_cached *cache_victim(struct qcow2_cache *c)
-{
-	struct qcow2_cached *v = NULL;
-
-	for (unsigned i = 0; i < c->n; i++) {
-		struct qcow2_cached *e = &c->e[i];
-
-		if (!e->off)
-			return e;
-		if (!v || (v->dirty && !e->dirty) ||
-		    (v->dirty == e->dirty && e->used < v->used))
-			v = e;
-	}
-	return v;
-}
-
-uint8_t *qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t off,
-			 bool fresh, int *err)
-{
-	struct qcow2_cached *e;
-	int r;
-
-	for (unsigned i = 0; i < c->n; i++) {
-		if (c->e[i].off == off) {
-			c->e[i].used = ++c->tick;
-			if (fresh) {
-				memset(c->e[i].data, 0, s->cluster_size);
-				c->e[i].dirty = c->e[i].fresh = true;
-			}
-			return c->e[i].data;
-		}
-	}
-	e = cache_victim(c);
-	/* Evicting a dirty table must keep the write order: flush it all. */
-	for (int tries = 0; e->dirty && tries < 3; tries++) {
-		r = qcow2_flush_metadata(s, true);
-		if (r) {
-			*err = r;
-			return NULL;
-		}
-		e = cache_victim(c);
-	}
-	if (e->dirty) {
-		*err = -EIO;
-		return NULL;
-	}
-	e->off = 0;
-	if (fresh) {
-		memset(e->data, 0, s->cluster_size);
-	} else {
-		r = qcow2_check_offset(s, off, s->cluster_size, "a metadata table");
-		if (!r)
-			r = blk_file_pread(s->dev, e->data, s->cluster_size, off);
-		if (r) {
-			*err = r;
-			return NULL;
-		}
-	}
-	e->off = off;
-	e->dirty = fresh;
-	e->fresh = fresh;
-	e->used = ++c->tick;
-	return e->data;
-}
-
-void qcow2_cache_mark_dirty(struct qcow2_cache *c, const uint8_t *data)
-{
-	for (unsigned i = 0; i < c->n; i++)
-		if (c->e[i].data == data)
-			c->e[i].dirty = true;
-}
-
-void qcow2_cache_forget(struct qcow2_cache *c, uint64_t off)
-{
-	for (unsigned i = 0; i < c->n; i++)
-		if (c->e[i].off == off)
-			c->e[i].off = 0, c->e[i].dirty = c->e[i].fresh = false;
-}
-
-/* Writes dirty entries (only the fresh ones if only_fresh). */
-static int cache_write(struct qcow2 *s, struct qcow2_cache *c, bool only_fresh, bool *wrote)
-{
-	for (unsigned i = 0; i < c->n; i++) {
-		struct qcow2_cached *e = &c->e[i];
-		int r;
-
-		if (!e->off || !e->dirty || (only_fresh && !e->fresh))
-			continue;
-		r = blk_file_pwrite(s->dev, e->data, s->cluster_size, e->off);
-		if (r)
-			return r;
-		e->dirty = e->fresh = false;
-		*wrote = true;
-	}
-	return 0;
-}
-
 /* ---- refcounts ---- */
 
 uint64_t qcow2_rb_entry(struct qcow2 *s, const uint8_t *rb, uint64_t i)
@@ -409,7 +288,7 @@ static int grow_reftable(struct qcow2 *s, uint64_t min_entries)
 			return r;
 	}
 	/* New blocks and table first, then the header, each made durable. */
-	r = cache_write(s, &s->rb_cache, false, &wrote);
+	r = qcow2_cache_write(s, &s->rb_cache, false, &wrote);
 	for (uint64_t i = 0; !r && i < entries; i++)
 		t[i] = htobe64(t[i]);
 	if (!r)
@@ -589,9 +468,9 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync_data)
 	    !s->reftable_dirty && !s->nr_frees)
 		return sync_data ? blk_file_sync(s->dev) : 0;
 	/* 1: refcounts and not-yet-referenced tables; 2: barrier */
-	r = cache_write(s, &s->rb_cache, false, &wrote);
+	r = qcow2_cache_write(s, &s->rb_cache, false, &wrote);
 	if (!r)
-		r = cache_write(s, &s->l2_cache, true, &wrote);
+		r = qcow2_cache_write(s, &s->l2_cache, true, &wrote);
 	if (!r)
 		r = blk_file_sync(s->dev);
 	/* 3: table entries for new refcount blocks */
@@ -604,7 +483,7 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync_data)
 	/* 4: the references themselves */
 	wrote = false;
 	if (!r)
-		r = cache_write(s, &s->l2_cache, false, &wrote);
+		r = qcow2_cache_write(s, &s->l2_cache, false, &wrote);
 	if (!r && s->l1_dirty) {
 		r = write_l1(s);
 		s->l1_dirty = r != 0;
