@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "blk_img.h"
 #include "block_int.h"
 #include "keel/compiler.h"
 #include "keel/log.h"
@@ -194,6 +195,11 @@ void blk_queue_destroy(struct blk_queue *q)
 	pthread_mutex_destroy(&q->remote_lock);
 	close(q->efd);
 	free(q);
+}
+
+void blk_queue_set_eager(struct blk_queue *q, bool on)
+{
+	q->eager = on;
 }
 
 int blk_queue_fd(const struct blk_queue *q)

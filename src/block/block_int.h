@@ -143,6 +143,7 @@ struct blk_queue {
 	pthread_mutex_t remote_lock;
 	struct blk_io *remote;
 	bool in_process;
+	bool eager;               /* blk_queue_set_eager() */
 };
 
 static inline void blk_dev_mark_written(struct blk_dev *dev)

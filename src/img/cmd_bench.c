@@ -170,6 +170,8 @@ static int run(int argc, char **argv)
 	blk_get_info(dev, &in);
 	b.image_size = in.size;
 	b.q = img_queue(dev, depth);
+	if (b.q)
+		blk_queue_set_eager(b.q, true); /* as qemu-img: one submission per request */
 	slots = calloc(depth, sizeof(*slots));
 	bufs = blk_alloc_aligned(depth * b.bufsize);
 	if (!b.q || !slots || !bufs) {
