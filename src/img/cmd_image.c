@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "img.h"
 
@@ -176,10 +177,17 @@ static int copy_range(struct blk_queue *qs, struct blk_queue *qd, uint8_t *buf,
 	return 0;
 }
 
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int commit_run(int argc, char **argv)
 {
 	static const struct option lo[] = { { "help", no_argument, 0, 'h' }, { 0 } };
-	const char *fmt = NULL, *cache_s = "writeback";
+	const char *fmt = NULL, *cache_s = "writeback", *base_arg = NULL;
 	bool keep = false, quiet = false, progress = false;
 	struct blk_dev *top, *base = NULL;
 	struct blk_queue *qt = NULL, *qb = NULL;
@@ -197,7 +205,8 @@ static int commit_run(int argc, char **argv)
 		case 'd': keep = true; break;
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
-		case 'b': case 'r': break; /* the base is the immediate backing file */
+		case 'b': base_arg = optarg; break;
+		case 'r': break; /* no rate limit: accepted and ignored */
 		default: return img_bad_option(&img_cmd_commit);
 		}
 	}
@@ -215,6 +224,11 @@ static int commit_run(int argc, char **argv)
 		goto out;
 	}
 	bpath = resolve(argv[optind], blk_img_backing_name(top));
+	if (bpath && base_arg && !same_file(bpath, base_arg)) {
+		img_error("%s: committing into '%s', which is not the image's backing file "
+			  "'%s', is not supported", argv[optind], base_arg, blk_img_backing_name(top));
+		goto out;
+	}
 	base = bpath ? img_open(bpath, blk_img_backing_format(top), false, cache,
 				BLK_AIO_IO_URING, BLK_OPEN_NO_BACKING) : NULL;
 	buf = blk_alloc_aligned(CHUNK);
@@ -262,10 +276,11 @@ out:
 const struct img_cmd img_cmd_commit = {
 	.name = "commit",
 	.run = commit_run,
-	.usage = "commit [-q] [-f fmt] [-t cache] [-d] [-p] filename",
+	.usage = "commit [-q] [-f fmt] [-t cache] [-b base] [-d] [-p] filename",
 	.help =
 	"Writes the data the image holds into its backing file, then empties the\n"
-	"image (unless -d) so it reads through to the updated backing file.\n",
+	"image (unless -d) so it reads through to the updated backing file. -b may\n"
+	"only name that backing file (deeper bases are not supported).\n",
 };
 
 static int rebase_run(int argc, char **argv)
