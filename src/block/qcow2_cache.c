@@ -13,15 +13,13 @@
 
 int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint64_t cluster_size)
 {
+	/* Slots get their cluster buffer on first use: a big disk may allow
+	   many tables that a short-lived open never touches. */
 	c->e = calloc(n, sizeof(*c->e));
 	if (!c->e)
 		return -ENOMEM;
 	c->n = n;
-	for (unsigned i = 0; i < n; i++) {
-		c->e[i].data = blk_alloc_aligned(cluster_size);
-		if (!c->e[i].data)
-			return -ENOMEM;
-	}
+	(void)cluster_size;
 	return 0;
 }
 
@@ -80,6 +78,10 @@ uint8_t *qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t off,
 		return NULL;
 	}
 	e->off = 0;
+	if (!e->data && !(e->data = blk_alloc_aligned(s->cluster_size))) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	if (fresh) {
 		memset(e->data, 0, s->cluster_size);
 	} else {

@@ -522,7 +522,11 @@ static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
 			blk_set_err(err, errlen, "%s: %s", dev->path, msg);
 		goto out;
 	}
-	if (qcow2_cache_init(&s->l2_cache, 32, s->cluster_size) ||
+	/* Enough L2 tables to map the whole disk, up to 32 MiB of them (QEMU's
+	   default limit too): a miss is a synchronous read under the lock, and
+	   evicting a dirty table costs a full ordered flush. */
+	if (qcow2_cache_init(&s->l2_cache, (unsigned)MAX(16ULL, MIN((uint64_t)s->l1_size,
+					(32ULL << 20) >> s->cluster_bits)), s->cluster_size) ||
 	    qcow2_cache_init(&s->rb_cache, 8, s->cluster_size)) {
 		r = -ENOMEM;
 		goto out;
