@@ -304,7 +304,11 @@ static int verify(int argc, char **argv)
 	uint8_t *buf = blk_alloc_aligned(BS), *want = blk_alloc_aligned(BS);
 	unsigned long bad = 0, checked = 0;
 
-	if (!f || blk_queue_create(dev, 4, &q))
+	if (!f) {
+		fprintf(stderr, "%s: %s\n", argv[3], strerror(errno));
+		return 2;
+	}
+	if (blk_queue_create(dev, 4, &q))
 		return 2;
 	blk_get_info(dev, &in);
 	nblocks = in.size / BS;
@@ -408,6 +412,15 @@ static int verify(int argc, char **argv)
 	       (unsigned long long)last_f, checked, bad);
 	blk_queue_destroy(q);
 	blk_close(dev);
+	for (uint64_t blk = 0; blk < nblocks; blk++)
+		free(h[blk].later);
+	free(h);
+	free(wgen_off);
+	free(wgen_len);
+	free(zero);
+	free(buf);
+	free(want);
+	fclose(f);
 	return bad ? 1 : 0;
 }
 

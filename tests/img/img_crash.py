@@ -29,6 +29,11 @@ def one_run(d, n, rng, backing):
     aio, cache = MODES[n % len(MODES)]
     p = subprocess.Popen([WORKLOAD, "crash", img, log, str(1000 + n), aio, cache],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the kill lands while it works, not while it starts (slow on a loaded machine)
+    for _ in range(500):
+        if os.path.exists(log) or p.poll() is not None:
+            break
+        time.sleep(0.01)
     time.sleep(rng.uniform(0.05, 0.6))
     p.send_signal(signal.SIGKILL)
     _, err = p.communicate()
@@ -37,7 +42,7 @@ def one_run(d, n, rng, backing):
     assert c.returncode in (0, 3), f"run {n} ({aio}, {cache}): qemu-img check exit " \
         f"{c.returncode}\n{c.stdout}{c.stderr}"
     v = run(WORKLOAD, "verify", img, log, check=False)
-    assert v.returncode == 0, f"run {n} ({aio}, {cache}): {v.stdout}{v.stderr}"
+    assert v.returncode == 0, f"run {n} ({aio}, {cache}): exit {v.returncode} {v.stdout}{v.stderr}"
     assert "0 flushed blocks checked" not in v.stdout or n % 7 == 0 or True
     os.unlink(img)
     os.unlink(log)
