@@ -316,6 +316,77 @@ KTEST(qcow2_read_only_and_corrupt_refuse_writes)
 	free(path);
 }
 
+static unsigned syncs, writes;
+
+static int fail_writes(const struct host_io *hio)
+{
+	return hio->op == HOST_WRITE ? -EIO : 0;
+}
+
+static int count_syncs(const struct host_io *hio)
+{
+	syncs += hio->op == HOST_FDATASYNC;
+	writes += hio->op == HOST_WRITE;
+	return 0;
+}
+
+/* What reaches the disk per cache mode (block.h, Durability). */
+KTEST(qcow2_flush_semantics_per_cache_mode)
+{
+	uint8_t *buf = blk_alloc_aligned(4096);
+
+	memset(buf, 7, 4096);
+	blk_host_io_hook = count_syncs;
+	for (int c = BLK_CACHE_WRITEBACK; c <= BLK_CACHE_UNSAFE; c++) {
+		char *path = make_qcow2(4 * MiB, 64 * KiB, NULL, NULL);
+		struct blk_dev *dev = blk_test_open(path, BLK_FORMAT_QCOW2, c, BLK_AIO_IO_URING, false);
+		struct blk_queue *q;
+
+		KASSERT(dev && blk_queue_create(dev, 4, &q) == 0);
+		syncs = writes = 0;
+		KCHECK_EQ(blk_pwrite(q, buf, 4096, 1 * MiB), 0); /* allocates */
+		KCHECK_EQ(writes, 1);
+		/* writethrough: durable before completion; else not yet */
+		KCHECK_EQ(syncs, c == BLK_CACHE_WRITETHROUGH);
+		syncs = 0;
+		KCHECK_EQ(blk_flush(q), 0);
+		KCHECK_EQ(syncs, c != BLK_CACHE_UNSAFE);
+		blk_queue_destroy(q);
+		KCHECK_EQ(blk_close(dev), 0);
+		unlink(path);
+		free(path);
+	}
+	blk_host_io_hook = NULL;
+	free(buf);
+}
+
+/* An injected write error reaches the request and leaves the image sound. */
+KTEST(qcow2_write_error_leaves_no_mapping)
+{
+	char *path = make_qcow2(4 * MiB, 64 * KiB, NULL, NULL);
+	struct blk_dev *dev = blk_test_open(path, BLK_FORMAT_QCOW2, BLK_CACHE_WRITEBACK,
+					    BLK_AIO_THREADS, false);
+	uint8_t *buf = blk_alloc_aligned(8192);
+	struct blk_queue *q;
+
+	KASSERT(dev && buf && blk_queue_create(dev, 4, &q) == 0);
+	memset(buf, 9, 8192);
+	blk_host_io_hook = fail_writes;
+	KCHECK_EQ(blk_pwrite(q, buf, 4096, 0), -EIO);
+	blk_host_io_hook = NULL;
+	KCHECK_EQ(blk_pread(q, buf, 8192, 0), 0);
+	KCHECK(buf[0] == 0 && buf[4095] == 0); /* the failed write is not mapped */
+	memset(buf, 9, 8192);
+	KCHECK_EQ(blk_pwrite(q, buf, 4096, 0), 0); /* and it works again */
+	KCHECK_EQ(blk_pread(q, buf + 4096, 4096, 0), 0);
+	KCHECK(!memcmp(buf, buf + 4096, 4096));
+	blk_queue_destroy(q);
+	KCHECK_EQ(blk_close(dev), 0);
+	unlink(path);
+	free(path);
+	free(buf);
+}
+
 int main(void)
 {
 	return ktest_run_all();
