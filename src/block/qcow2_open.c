@@ -149,9 +149,13 @@ int qcow2_parse_header(const uint8_t *b, uint64_t len, uint64_t fsize,
 	if (h->backing_file_offset) {
 		if (h->backing_file_size > QCOW2_MAX_BACKING_NAME || h->backing_file_size == 0)
 			FAIL("qcow2 backing file name length %u is invalid", h->backing_file_size);
-		if (h->backing_file_offset > cs - h->backing_file_size ||
+		if (h->backing_file_size > cs || /* cs - size below must not wrap */
+		    h->backing_file_offset > cs - h->backing_file_size ||
 		    h->backing_file_offset < h->header_length)
 			FAIL("qcow2 backing file name at 0x%llx is outside the header cluster",
+			     (unsigned long long)h->backing_file_offset);
+		if (h->backing_file_offset + h->backing_file_size > len)
+			FAIL("qcow2 backing file name at 0x%llx runs past the end of the file",
 			     (unsigned long long)h->backing_file_offset);
 	}
 	return 0;

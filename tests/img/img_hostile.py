@@ -91,6 +91,16 @@ def probe_never_follows_a_raw_image_into_a_backing_file(d):
 
 
 @test
+def backing_name_longer_than_a_cluster(d):
+    # found by fuzz_qcow2: with 512-byte clusters, a 768-byte name made the
+    # bounds check wrap around
+    p = fresh(d, extra=("-o", "cluster_size=512"))
+    patch(p, 8, ">Q", 0xff00000000000001)
+    patch(p, 16, ">I", 768)
+    expect_open_error(p, "qcow2 backing file name at 0xff00000000000001 is outside the header cluster")
+
+
+@test
 def l1_entry_past_eof_and_into_header(d):
     p = fresh(d)
     qemu("resize", p, "64M")
