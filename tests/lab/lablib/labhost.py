@@ -81,6 +81,8 @@ class Run:
         self.extra_env = dict(extra_env or {}, LAB_VMM=vmm)
         self.results = Results(s.name for s in scenarios)
         self.seen_logs = set()
+        # Per run, so that make check and make bench may run side by side.
+        self.work = os.path.join(WORK, f"run-{os.getpid()}")
 
     def _timeout(self, s):
         return self.timeout or s.timeout
@@ -107,8 +109,8 @@ class Run:
                                        self.scenarios, self._binaries())]
         if self.vmm.startswith("qemu") or any("qemu" in s.needs for s in self.scenarios):
             layers.append(assets.qemu_image())
-        os.makedirs(WORK, exist_ok=True)
-        initrd = os.path.join(WORK, "host-initrd.cpio")
+        os.makedirs(self.work, exist_ok=True)
+        initrd = os.path.join(self.work, "host-initrd.cpio")
         with open(initrd, "wb") as out:
             for layer in layers:
                 with open(layer, "rb") as f:
@@ -125,7 +127,7 @@ class Run:
 
     # --- direct on hardware virtualization ---------------------------------
     def _direct_cmd(self, k):
-        d = os.path.join(WORK, "direct")
+        d = os.path.join(self.work, "direct")
         shutil.rmtree(d, ignore_errors=True)
         for sub in ("bin", "guest", "scenarios", "lib", "busybox"):
             os.makedirs(os.path.join(d, sub))
@@ -310,5 +312,6 @@ class Run:
         return os.path.relpath(os.path.join(LOGS, f"{name}.log"), ROOT)
 
 
-def clean_work():
-    shutil.rmtree(WORK, ignore_errors=True)
+    def clean(self):
+        """Removes this run's work files (the host initramfs, the direct tree)."""
+        shutil.rmtree(self.work, ignore_errors=True)
