@@ -16,6 +16,7 @@ enum {
 	OPT_CMDLINE,
 	OPT_CPUS,
 	OPT_MEMORY,
+	OPT_MEMORY_BACKING,
 	OPT_CONSOLE,
 	OPT_NAME,
 	OPT_NO_REBOOT,
@@ -35,6 +36,7 @@ static const struct option long_options[] = {
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "memory-backing", required_argument, NULL, OPT_MEMORY_BACKING },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
@@ -61,6 +63,9 @@ void config_print_help(const char *prog)
 	       "  --cpus N             number of vCPUs, 1 to %u and no more than KVM allows (default %u)\n"
 	       "  --memory SIZE        guest RAM: a number of MiB, or with a K/M/G suffix (default %llu MiB,\n"
 	       "                       at least %llu MiB, a whole number of MiB, at most the host's RAM)\n"
+	       "  --memory-backing KIND\n"
+	       "                       anon (default: private memory, backed by transparent huge pages\n"
+	       "                       and mergeable by KSM) or memfd (shareable with other processes)\n"
 	       "  --console KIND       serial console (COM1): stdio (default; Ctrl-A x quits),\n"
 	       "                       pty (prints the pseudo-terminal's path), unix:PATH (a listening\n"
 	       "                       socket), or none\n"
@@ -174,6 +179,14 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 		if (v & ((1ULL << 20) - 1))
 			FAIL("--memory %s: must be a whole number of MiB", arg);
 		cfg->memory = v;
+		break;
+	case OPT_MEMORY_BACKING:
+		if (!strcmp(arg, "anon"))
+			cfg->memory_backing = GUEST_RAM_ANON;
+		else if (!strcmp(arg, "memfd"))
+			cfg->memory_backing = GUEST_RAM_MEMFD;
+		else
+			FAIL("--memory-backing '%s': use anon or memfd", arg);
 		break;
 	case OPT_CONSOLE:
 		if (console_check_spec(arg, err, errlen))

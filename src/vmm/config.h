@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "keel/log.h"
+#include "vmm/guest_ram.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 
@@ -27,6 +28,7 @@ struct vm_config {
 	const char *cmdline;
 	unsigned cpus;
 	uint64_t memory;
+	enum guest_ram_backing memory_backing;
 	const char *console;
 	const char *name;
 	bool no_reboot;

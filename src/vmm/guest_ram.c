@@ -15,8 +15,10 @@ void guest_ram_layout(uint64_t size, uint64_t *below_4g, uint64_t *above_4g)
 	*above_4g = size - *below_4g;
 }
 
-int guest_ram_create(struct guest_ram *ram, uint64_t size, char *err, size_t errlen)
+int guest_ram_create(struct guest_ram *ram, uint64_t size, enum guest_ram_backing backing,
+		     char *err, size_t errlen)
 {
+	int flags = MAP_NORESERVE; /* committed as the guest touches it, like a host's overcommit */
 	int e;
 
 	memset(ram, 0, sizeof(*ram));
@@ -24,20 +26,24 @@ int guest_ram_create(struct guest_ram *ram, uint64_t size, char *err, size_t err
 	ram->size = size;
 	guest_ram_layout(size, &ram->below_4g, &ram->above_4g);
 
-	ram->memfd = memfd_create("keel-guest-ram", MFD_CLOEXEC);
-	if (ram->memfd < 0) {
-		e = errno;
-		snprintf(err, errlen, "cannot create guest RAM (memfd_create): %s", strerror(e));
-		return -e;
+	if (backing == GUEST_RAM_MEMFD) {
+		ram->memfd = memfd_create("keel-guest-ram", MFD_CLOEXEC);
+		if (ram->memfd < 0) {
+			e = errno;
+			snprintf(err, errlen, "cannot create guest RAM (memfd_create): %s", strerror(e));
+			return -e;
+		}
+		if (ftruncate(ram->memfd, (off_t)size) < 0) {
+			e = errno;
+			snprintf(err, errlen, "cannot size guest RAM to %llu MiB: %s",
+				 (unsigned long long)(size >> 20), strerror(e));
+			goto fail;
+		}
+		flags |= MAP_SHARED;
+	} else {
+		flags |= MAP_PRIVATE | MAP_ANONYMOUS;
 	}
-	if (ftruncate(ram->memfd, (off_t)size) < 0) {
-		e = errno;
-		snprintf(err, errlen, "cannot size guest RAM to %llu MiB: %s",
-			 (unsigned long long)(size >> 20), strerror(e));
-		goto fail;
-	}
-	/* MAP_NORESERVE: RAM is committed as the guest touches it, like a real host's overcommit. */
-	ram->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, ram->memfd, 0);
+	ram->base = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, ram->memfd, 0);
 	if (ram->base == MAP_FAILED) {
 		e = errno;
 		ram->base = NULL;
@@ -45,6 +51,8 @@ int guest_ram_create(struct guest_ram *ram, uint64_t size, char *err, size_t err
 			 (unsigned long long)(size >> 20), strerror(e));
 		goto fail;
 	}
+	/* Huge pages where the host allows them; failure just means small pages. */
+	madvise(ram->base, size, MADV_HUGEPAGE);
 	/* Guest RAM in a core dump of the VMM would be huge and leak guest secrets. */
 	madvise(ram->base, size, MADV_DONTDUMP);
 	guest_mem_add_region(&ram->mem, 0, ram->below_4g, ram->base);

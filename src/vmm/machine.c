@@ -335,7 +335,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (cfg->cpus > m->kvm.max_vcpus)
 		FAIL(EINVAL, "--cpus %u: KVM on this host allows at most %u vCPUs", cfg->cpus,
 		     m->kvm.max_vcpus);
-	r = guest_ram_create(&m->ram, cfg->memory, err, errlen);
+	r = guest_ram_create(&m->ram, cfg->memory, cfg->memory_backing, err, errlen);
 	if (r)
 		return r;
 

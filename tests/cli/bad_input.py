@@ -122,6 +122,12 @@ def memory_larger_than_host():
 
 
 @test
+def bad_memory_backing():
+    expect_error(vmm("--kernel", KERNEL, "--memory-backing", "hugetlb"),
+                 E + r"--memory-backing 'hugetlb': use anon or memfd")
+
+
+@test
 def bad_console():
     expect_error(vmm("--kernel", KERNEL, "--console", "telnet"),
                  E + r"--console telnet: unknown kind \(expected stdio, pty, unix:PATH or none\)")

@@ -42,6 +42,12 @@ def poweroff_exits_zero():
 
 
 @test
+def poweroff_with_memfd_backing():
+    rc, out, err = boot("h", "--memory-backing", "memfd")
+    check(rc == 0 and out == "hello from the mini guest\n", f"exit {rc}; out {out!r} err {err!r}")
+
+
+@test
 def poweroff_with_four_vcpus():
     rc, out, err = boot("h", "--cpus", "4")
     check(rc == 0 and "hello from the mini guest" in out, f"exit {rc}; out {out!r} err {err!r}")
