@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/sysinfo.h>
+#include <sys/un.h>
 
 #include "keel/parse.h"
 #include "vmm/config.h"
@@ -21,6 +22,7 @@ enum {
 	OPT_NO_REBOOT,
 	OPT_KVM_DEVICE,
 	OPT_LOG_LEVEL,
+	OPT_API_SOCKET,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_COUNT,
@@ -37,6 +39,7 @@ static const struct option long_options[] = {
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 	{ "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -62,8 +65,12 @@ void config_print_help(const char *prog)
 	       "  --no-reboot          exit with status 0 when the guest reboots, instead of restarting it\n"
 	       "  --kvm-device PATH    the KVM device (default /dev/kvm)\n"
 	       "  --log-level LEVEL    error, warn, info (default) or debug\n"
+	       "  --api-socket PATH    serve the control API (HTTP/1.1 + JSON, docs/api.md) on a\n"
+	       "                       UNIX socket at PATH (mode 0600; a stale socket is replaced)\n"
 	       "  --help               this text\n"
 	       "  --version            the version\n"
+	       "\n"
+	       "       %s ctl SOCKET COMMAND [ARGS]   drive a running VM (see '%s ctl --help')\n"
 	       "\n"
 	       "Exit status: 0 when the guest powered off (or rebooted with --no-reboot,\n"
 	       "or the console was quit with Ctrl-A x),\n"
@@ -72,7 +79,7 @@ void config_print_help(const char *prog)
 	       "128+N when keel-vmm was stopped by signal N.\n",
 	       prog, CONFIG_DEFAULT_CMDLINE, CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS,
 	       (unsigned long long)(CONFIG_DEFAULT_MEMORY >> 20),
-	       (unsigned long long)(CONFIG_MIN_MEMORY >> 20));
+	       (unsigned long long)(CONFIG_MIN_MEMORY >> 20), prog, prog);
 }
 
 #define FAIL(...)                                        \
@@ -178,6 +185,12 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 	case OPT_LOG_LEVEL:
 		if (parse_log_level(arg, &cfg->log_level))
 			FAIL("--log-level '%s': use error, warn, info or debug", arg);
+		break;
+	case OPT_API_SOCKET:
+		if (!*arg || strlen(arg) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			FAIL("--api-socket '%s': give a socket path of 1 to %zu bytes", arg,
+			     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		cfg->api_socket = arg;
 		break;
 	}
 	return CONFIG_OK;

@@ -27,6 +27,7 @@ struct vm_config {
 	bool no_reboot;
 	const char *kvm_device;
 	enum log_level log_level;
+	const char *api_socket; /* NULL: no control API */
 };
 
 enum config_result {

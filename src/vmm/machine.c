@@ -34,6 +34,19 @@
 /* The POST-code port: Linux writes it as an I/O delay; a sink saves log noise. */
 #define POST_PORT 0x80
 
+enum vm_state machine_state(const struct machine *m)
+{
+	return (enum vm_state)atomic_load(&m->state);
+}
+
+void machine_set_state(struct machine *m, enum vm_state s)
+{
+	enum vm_state old = (enum vm_state)atomic_exchange(&m->state, (int)s);
+
+	if (old != s)
+		log_debug("VM state: %s -> %s", vm_state_name(old), vm_state_name(s));
+}
+
 static void on_stop_request(struct vm_events *ev, enum vm_stop_reason why)
 {
 	struct machine *m = container_of(ev, struct machine, events);
@@ -41,6 +54,11 @@ static void on_stop_request(struct vm_events *ev, enum vm_stop_reason why)
 
 	if (atomic_compare_exchange_strong(&m->stop_reason, &expected, (int)why))
 		event_loop_stop(&m->loop);
+}
+
+void machine_request_stop(struct machine *m, enum vm_stop_reason why)
+{
+	on_stop_request(&m->events, why);
 }
 
 /* Ctrl-A x on a stdio console: the operator ends the VM on purpose. */
@@ -228,6 +246,13 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 		FAIL(errno, "cannot create the ACPI PM registers: %s", strerror(errno));
 	if (bus_register(&m->pio, POST_PORT, 1, &post_ops, NULL, "post"))
 		FAIL(EEXIST, "cannot register the POST port");
+	/* The names are the snapshot's section tags: keep them stable. */
+	if (device_list_add(&m->devices, "com1", &uart_16550_device_ops, m->com1) ||
+	    device_list_add(&m->devices, "rtc", &cmos_rtc_device_ops, m->rtc) ||
+	    device_list_add(&m->devices, "i8042", &i8042_device_ops, m->kbc) ||
+	    device_list_add(&m->devices, "reset-control", &reset_ctl_device_ops, m->reset_ctl) ||
+	    device_list_add(&m->devices, "acpi-pm", &acpi_pm_device_ops, m->acpi_pm))
+		FAIL(EEXIST, "cannot list the platform devices");
 	console_attach_uart(m->console, m->com1);
 	console_set_quit_handler(m->console, on_console_quit, m);
 	return 0;
@@ -261,6 +286,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	m->signal_handler.fd = -1;
 	m->loop.epfd = m->loop.wake_fd = -1;
 	m->events.request_stop = on_stop_request;
+	atomic_init(&m->state, VM_STATE_CREATED);
 	m->topo = cpu_topology_flat(cfg->cpus);
 	atomic_init(&m->stop_reason, VM_STOP_NONE);
 
@@ -300,23 +326,33 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	r = vcpu_init_signals();
 	if (r)
 		FAIL(-r, "cannot install the vCPU signal handler: %s", strerror(-r));
+	r = vcpu_park_init(&m->vcpu_env.park);
+	if (r)
+		FAIL(-r, "cannot create the vCPU park: %s", strerror(-r));
+	m->park_ready = true;
 	m->vcpus = calloc(cfg->cpus, sizeof(*m->vcpus));
 	if (!m->vcpus)
 		FAIL(ENOMEM, "out of memory");
-	m->vcpu_env = (struct vcpu_env){
-		.kvm = &m->kvm, .pio = &m->pio, .mmio = &m->mmio,
-		.events = &m->events, .topo = &m->topo,
-	};
+	m->vcpu_env.kvm = &m->kvm;
+	m->vcpu_env.pio = &m->pio;
+	m->vcpu_env.mmio = &m->mmio;
+	m->vcpu_env.events = &m->events;
+	m->vcpu_env.topo = &m->topo;
+	if (cfg->api_socket)
+		return control_start(m, err, errlen);
 	return 0;
 }
 
 static void stop_vcpus(struct machine *m)
 {
 	for (unsigned i = 0; i < m->nr_vcpus_created; i++)
-		vcpu_kick(&m->vcpus[i]);
+		vcpu_request_stop(&m->vcpus[i]);
 	for (unsigned i = 0; i < m->nr_vcpus_created; i++)
 		vcpu_destroy(&m->vcpus[i]);
 	m->nr_vcpus_created = 0;
+	/* Every thread counted itself on the way out; the next boot starts from none. */
+	m->vcpu_env.park.nr_parked = 0;
+	machine_drop_pause(m);
 }
 
 /* One boot: a fresh KVM VM with the guest loaded and the vCPUs running. */
@@ -382,12 +418,15 @@ int machine_run(struct machine *m)
 			kvm_destroy_vm(&m->kvm);
 			return EXIT_SETUP_ERROR;
 		}
+		machine_set_state(m, VM_STATE_RUNNING);
 		r = event_loop_run(&m->loop);
 		if (r)
 			on_stop_request(&m->events, VM_STOP_HOST);
 		why = (enum vm_stop_reason)atomic_load(&m->stop_reason);
 		stop_vcpus(m);
 		kvm_destroy_vm(&m->kvm);
+		if (why != VM_STOP_RESET || m->cfg->no_reboot)
+			machine_set_state(m, VM_STATE_STOPPED);
 
 		switch (why) {
 		case VM_STOP_RESET:
@@ -413,7 +452,10 @@ int machine_run(struct machine *m)
 
 void machine_destroy(struct machine *m)
 {
+	control_stop(m);
 	stop_vcpus(m);
+	if (m->park_ready)
+		vcpu_park_destroy(&m->vcpu_env.park);
 	free(m->vcpus);
 	m->vcpus = NULL;
 	if (m->console)

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The control API's endpoints (docs/api.md, docs/api/openapi.yaml). They
+ * run on the main thread, between event-loop callbacks, so they act on the
+ * machine directly; what they may do in which state is api/vm_state.c's
+ * table.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hw/acpi_pm.h"
+#include "keel/log.h"
+#include "vmm/control.h"
+
+bool control_allowed(struct machine *m, enum vm_action a, struct http_reply *rep)
+{
+	const char *why = vm_state_refusal(machine_state(m), a);
+
+	if (!why)
+		return true;
+	http_error(rep, 409, "invalid_state", "cannot %s: %s", vm_action_name(a), why);
+	return false;
+}
+
+static json_object *state_body(struct machine *m)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "state", json_object_new_string(vm_state_name(machine_state(m))));
+	return o;
+}
+
+static json_object *str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static void get_vm(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	struct machine *m = ctx;
+	const struct vm_config *c = m->cfg;
+	json_object *o = state_body(m), *cfg = json_object_new_object();
+
+	json_object_object_add(o, "name", json_object_new_string(c->name));
+	json_object_object_add(o, "boots", json_object_new_int((int)m->boots));
+	json_object_object_add(cfg, "cpus", json_object_new_int((int)c->cpus));
+	json_object_object_add(cfg, "memory_mib", json_object_new_uint64(c->memory >> 20));
+	json_object_object_add(cfg, "kernel", str_or_null(c->kernel));
+	json_object_object_add(cfg, "initrd", str_or_null(c->initrd));
+	json_object_object_add(cfg, "cmdline", str_or_null(c->cmdline));
+	json_object_object_add(cfg, "console", str_or_null(c->console));
+	json_object_object_add(cfg, "no_reboot", json_object_new_boolean(c->no_reboot));
+	json_object_object_add(o, "config", cfg);
+	rep->body = o;
+}
+
+static void post_pause(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	struct machine *m = ctx;
+	enum vm_state before = machine_state(m);
+	char err[256];
+
+	if (!control_allowed(m, VM_ACTION_PAUSE, rep))
+		return;
+	if (machine_pause(m, err, sizeof(err))) {
+		http_error(rep, 500, "internal", "cannot pause: %s", err);
+		return;
+	}
+	m->state_before_pause = before;
+	machine_set_state(m, VM_STATE_PAUSED);
+	log_info("VM paused through the API");
+	rep->body = state_body(m);
+}
+
+static void post_resume(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	struct machine *m = ctx;
+	char err[256];
+
+	if (!control_allowed(m, VM_ACTION_RESUME, rep))
+		return;
+	if (machine_resume(m, err, sizeof(err))) {
+		http_error(rep, 500, "internal", "cannot resume: %s", err);
+		return;
+	}
+	machine_set_state(m, m->state_before_pause == VM_STATE_SHUTTING_DOWN ? VM_STATE_SHUTTING_DOWN
+									    : VM_STATE_RUNNING);
+	log_info("VM resumed through the API");
+	rep->body = state_body(m);
+}
+
+static void post_power_button(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	struct machine *m = ctx;
+
+	if (!control_allowed(m, VM_ACTION_POWER_BUTTON, rep))
+		return;
+	acpi_pm_power_button(m->acpi_pm);
+	machine_set_state(m, VM_STATE_SHUTTING_DOWN);
+	log_info("ACPI power button pressed through the API");
+	rep->status = 202;
+	rep->body = state_body(m);
+}
+
+static void post_reset(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	struct machine *m = ctx;
+
+	if (!control_allowed(m, VM_ACTION_RESET, rep))
+		return;
+	log_info("VM reset through the API");
+	machine_request_stop(m, VM_STOP_RESET);
+	rep->status = 202;
+	rep->body = state_body(m);
+}
+
+/* After the reply has left: a stop ends the process, which would cut it off. */
+static void stop_after_reply(void *arg)
+{
+	machine_request_stop(arg, VM_STOP_QUIT);
+}
+
+static void post_stop(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	struct machine *m = ctx;
+
+	if (!control_allowed(m, VM_ACTION_STOP, rep))
+		return;
+	log_info("VM stopped through the API");
+	machine_set_state(m, VM_STATE_STOPPED);
+	rep->status = 202;
+	rep->body = state_body(m);
+	rep->after = stop_after_reply;
+	rep->after_arg = m;
+}
+
+static void get_vcpu_stats(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	rep->body = json_object_new_object();
+	json_object_object_add(rep->body, "vcpus", control_vcpu_stats(ctx));
+}
+
+static void get_device_stats(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	rep->body = json_object_new_object();
+	json_object_object_add(rep->body, "devices", control_device_stats(ctx));
+}
+
+static const struct http_route routes[] = {
+	{ "GET", "/v1/vm", get_vm, false },
+	{ "POST", "/v1/vm/pause", post_pause, false },
+	{ "POST", "/v1/vm/resume", post_resume, false },
+	{ "POST", "/v1/vm/power-button", post_power_button, false },
+	{ "POST", "/v1/vm/reset", post_reset, false },
+	{ "POST", "/v1/vm/stop", post_stop, false },
+	{ "GET", "/v1/vm/stats/vcpus", get_vcpu_stats, false },
+	{ "GET", "/v1/vm/stats/devices", get_device_stats, false },
+};
+
+int control_start(struct machine *m, char *err, size_t errlen)
+{
+	m->api = http_server_start(&m->loop, m->cfg->api_socket, routes, ARRAY_SIZE(routes), m,
+				   err, errlen);
+	return m->api ? 0 : -EINVAL;
+}
+
+void control_stop(struct machine *m)
+{
+	http_server_stop(m->api);
+	m->api = NULL;
+}
