@@ -23,6 +23,7 @@ enum {
 	OPT_KVM_DEVICE,
 	OPT_LOG_LEVEL,
 	OPT_API_SOCKET,
+	OPT_RESTORE,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_COUNT,
@@ -40,6 +41,7 @@ static const struct option long_options[] = {
 	{ "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -67,6 +69,10 @@ void config_print_help(const char *prog)
 	       "  --log-level LEVEL    error, warn, info (default) or debug\n"
 	       "  --api-socket PATH    serve the control API (HTTP/1.1 + JSON, docs/api.md) on a\n"
 	       "                       UNIX socket at PATH (mode 0600; a stale socket is replaced)\n"
+	       "  --restore DIR        resume the VM saved in snapshot directory DIR (see docs/snapshot.md);\n"
+	       "                       the snapshot has the vCPUs, memory, kernel and command line, so\n"
+	       "                       only --console, --api-socket, --name, --log-level, --kvm-device\n"
+	       "                       may be given with it; DIR/memory must stay while the VM runs\n"
 	       "  --help               this text\n"
 	       "  --version            the version\n"
 	       "\n"
@@ -175,6 +181,7 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 		if (!valid_name(arg))
 			FAIL("--name '%s': use 1 to 64 letters, digits, '.', '_' or '-'", arg);
 		cfg->name = arg;
+		cfg->name_given = true;
 		break;
 	case OPT_NO_REBOOT:
 		cfg->no_reboot = true;
@@ -191,6 +198,11 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 			FAIL("--api-socket '%s': give a socket path of 1 to %zu bytes", arg,
 			     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		cfg->api_socket = arg;
+		break;
+	case OPT_RESTORE:
+		if (!*arg)
+			FAIL("--restore: give the snapshot's directory");
+		cfg->restore_dir = arg;
 		break;
 	}
 	return CONFIG_OK;
@@ -242,6 +254,16 @@ enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
 	}
 	if (optind < argc)
 		FAIL("unexpected argument '%s' (see --help)", argv[optind]);
+	if (cfg->restore_dir) {
+		static const int from_snapshot[] = { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS,
+						     OPT_MEMORY, OPT_NO_REBOOT };
+
+		for (unsigned i = 0; i < sizeof(from_snapshot) / sizeof(from_snapshot[0]); i++)
+			if (seen[from_snapshot[i]])
+				FAIL("--%s cannot be given with --restore: the snapshot has the VM's configuration",
+				     option_name(from_snapshot[i]));
+		return CONFIG_OK;
+	}
 	if (!cfg->kernel)
 		FAIL("--kernel is required: the Linux bzImage to boot (see --help)");
 	return CONFIG_OK;

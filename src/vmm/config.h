@@ -28,6 +28,8 @@ struct vm_config {
 	const char *kvm_device;
 	enum log_level log_level;
 	const char *api_socket; /* NULL: no control API */
+	const char *restore_dir; /* --restore: the rest comes from the snapshot */
+	bool name_given;        /* --name was on the command line */
 };
 
 enum config_result {

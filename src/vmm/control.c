@@ -8,10 +8,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "hw/acpi_pm.h"
 #include "keel/log.h"
 #include "vmm/control.h"
+#include "vmm/snapshot_file.h"
 
 bool control_allowed(struct machine *m, enum vm_action a, struct http_reply *rep)
 {
@@ -135,6 +137,62 @@ static void post_stop(void *ctx, const struct http_request *req, struct http_rep
 	rep->after_arg = m;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * A running VM is paused for the snapshot and runs on after it; a paused
+ * one stays paused. The reply comes when both files are on disk.
+ */
+static void put_snapshot(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	static const char *const fields[] = { "path", NULL };
+	struct machine *m = ctx;
+	bool was_running = machine_state(m) != VM_STATE_PAUSED;
+	const char *path = NULL;
+	uint64_t t0 = mono_ms(), paused_ms;
+	char err[512];
+	int r;
+
+	if (!http_check_fields(req->body, fields, rep))
+		return;
+	r = http_get_string(req->body, "path", &path, rep);
+	if (r == -EINVAL)
+		return;
+	if (r || !*path) {
+		http_error(rep, 400, "bad_field", "field 'path' (the snapshot's directory) is required");
+		return;
+	}
+	if (!control_allowed(m, VM_ACTION_SNAPSHOT, rep))
+		return;
+	if (was_running && machine_pause(m, err, sizeof(err))) {
+		http_error(rep, 500, "internal", "cannot pause for the snapshot: %s", err);
+		return;
+	}
+	r = snapshot_write(m, path, err, sizeof(err));
+	paused_ms = mono_ms() - t0;
+	if (was_running) {
+		char err2[256];
+
+		if (machine_resume(m, err2, sizeof(err2)))
+			log_error("cannot resume after the snapshot: %s", err2);
+	}
+	if (r) {
+		http_error(rep, r == -EEXIST || r == -ENOTDIR ? 409 : 500,
+			   r == -EEXIST || r == -ENOTDIR ? "exists" : "internal", "snapshot failed: %s", err);
+		return;
+	}
+	log_info("snapshot written to %s in %llu ms", path, (unsigned long long)paused_ms);
+	rep->body = state_body(m);
+	json_object_object_add(rep->body, "path", json_object_new_string(path));
+	json_object_object_add(rep->body, "duration_ms", json_object_new_uint64(paused_ms));
+}
+
 static void get_vcpu_stats(void *ctx, const struct http_request *req, struct http_reply *rep)
 {
 	rep->body = json_object_new_object();
@@ -156,6 +214,7 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/vm/stop", post_stop, false },
 	{ "GET", "/v1/vm/stats/vcpus", get_vcpu_stats, false },
 	{ "GET", "/v1/vm/stats/devices", get_device_stats, false },
+	{ "PUT", "/v1/vm/snapshot", put_snapshot, true },
 };
 
 int control_start(struct machine *m, char *err, size_t errlen)

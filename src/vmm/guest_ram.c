@@ -15,6 +15,41 @@ void guest_ram_layout(uint64_t size, uint64_t *below_4g, uint64_t *above_4g)
 	*above_4g = size - *below_4g;
 }
 
+static void add_regions(struct guest_ram *ram)
+{
+	/* Guest RAM in a core dump of the VMM would be huge and leak guest secrets. */
+	madvise(ram->base, ram->size, MADV_DONTDUMP);
+	guest_mem_add_region(&ram->mem, 0, ram->below_4g, ram->base);
+	if (ram->above_4g)
+		guest_mem_add_region(&ram->mem, LAYOUT_RAM_ABOVE_4G_START, ram->above_4g,
+				     ram->base + ram->below_4g);
+}
+
+int guest_ram_create_from_file(struct guest_ram *ram, uint64_t size, int fd, uint64_t offset,
+			       char *err, size_t errlen)
+{
+	memset(ram, 0, sizeof(*ram));
+	ram->memfd = -1;
+	ram->size = size;
+	guest_ram_layout(size, &ram->below_4g, &ram->above_4g);
+	/*
+	 * Private: the guest's writes stay in this process (copy on write);
+	 * the page cache loads the rest on first touch, so nothing is read now.
+	 */
+	ram->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd,
+			 (off_t)offset);
+	if (ram->base == MAP_FAILED) {
+		int e = errno;
+
+		ram->base = NULL;
+		snprintf(err, errlen, "cannot map %llu MiB of guest RAM from the snapshot: %s",
+			 (unsigned long long)(size >> 20), strerror(e));
+		return -e;
+	}
+	add_regions(ram);
+	return 0;
+}
+
 int guest_ram_create(struct guest_ram *ram, uint64_t size, char *err, size_t errlen)
 {
 	int e;
@@ -45,12 +80,7 @@ int guest_ram_create(struct guest_ram *ram, uint64_t size, char *err, size_t err
 			 (unsigned long long)(size >> 20), strerror(e));
 		goto fail;
 	}
-	/* Guest RAM in a core dump of the VMM would be huge and leak guest secrets. */
-	madvise(ram->base, size, MADV_DONTDUMP);
-	guest_mem_add_region(&ram->mem, 0, ram->below_4g, ram->base);
-	if (ram->above_4g)
-		guest_mem_add_region(&ram->mem, LAYOUT_RAM_ABOVE_4G_START, ram->above_4g,
-				     ram->base + ram->below_4g);
+	add_regions(ram);
 	return 0;
 fail:
 	guest_ram_destroy(ram);

@@ -29,6 +29,12 @@ void guest_ram_layout(uint64_t size, uint64_t *below_4g, uint64_t *above_4g);
 
 /* 0, or -errno with one line in err. */
 int guest_ram_create(struct guest_ram *ram, uint64_t size, char *err, size_t errlen);
+/*
+ * RAM mapped privately from a file (a snapshot's memory) at offset: loaded
+ * lazily, the guest's writes copied on write; memfd stays -1.
+ */
+int guest_ram_create_from_file(struct guest_ram *ram, uint64_t size, int fd, uint64_t offset,
+			       char *err, size_t errlen);
 void guest_ram_destroy(struct guest_ram *ram);
 
 /*

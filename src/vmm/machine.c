@@ -21,6 +21,8 @@
 #include "vmm/console.h"
 #include "vmm/layout.h"
 #include "vmm/machine.h"
+#include "vmm/snapshot_file.h"
+#include "vmm/vm_snapshot.h"
 
 #define FAIL(code, ...)                                  \
 	do {                                             \
@@ -274,6 +276,34 @@ static int setup_signals(struct machine *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* --restore: the configuration comes from the snapshot, RAM from its memory file. */
+static int open_snapshot(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	char why[400];
+	int r;
+
+	m->snap = calloc(1, sizeof(*m->snap));
+	if (!m->snap)
+		FAIL(ENOMEM, "out of memory");
+	m->snap->memory_fd = -1;
+	r = snapshot_open(cfg->restore_dir, m->snap, why, sizeof(why));
+	if (!r) {
+		m->restore_cfg = *cfg;
+		r = vm_config_load(&m->snap->reader, &m->restore_cfg, m->restore_strs, why, sizeof(why));
+	}
+	if (!r && m->restore_cfg.memory != m->snap->memory_size) {
+		snprintf(why, sizeof(why), "the state describes %llu MiB of memory, the memory file %llu MiB",
+			 (unsigned long long)(m->restore_cfg.memory >> 20),
+			 (unsigned long long)(m->snap->memory_size >> 20));
+		r = -EINVAL;
+	}
+	if (r)
+		FAIL(-r, "--restore %s: %s", cfg->restore_dir, why);
+	m->cfg = &m->restore_cfg;
+	m->topo = cpu_topology_flat(m->cfg->cpus);
+	return 0;
+}
+
 int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
 {
 	struct boot_linux_result boot;
@@ -290,8 +320,14 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	m->topo = cpu_topology_flat(cfg->cpus);
 	atomic_init(&m->stop_reason, VM_STOP_NONE);
 
+	if (cfg->restore_dir) {
+		r = open_snapshot(m, cfg, err, errlen);
+		if (r)
+			return r;
+		cfg = m->cfg;
+	}
 	r = config_check_host(cfg, err, errlen);
-	if (!r)
+	if (!r && !m->snap)
 		r = check_files(m, err, errlen);
 	if (r)
 		return r;
@@ -301,13 +337,20 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (cfg->cpus > m->kvm.max_vcpus)
 		FAIL(EINVAL, "--cpus %u: KVM on this host allows at most %u vCPUs", cfg->cpus,
 		     m->kvm.max_vcpus);
-	r = guest_ram_create(&m->ram, cfg->memory, err, errlen);
-	if (r)
-		return r;
-	/* A first load now, so a bad kernel or an initrd too big is reported before anything runs. */
-	r = load_guest(m, &boot, err, errlen);
-	if (r)
-		return r;
+	if (m->snap) {
+		r = guest_ram_create_from_file(&m->ram, cfg->memory, m->snap->memory_fd,
+					       SNAPSHOT_MEMORY_OFFSET, err, errlen);
+		if (r)
+			return r;
+	} else {
+		r = guest_ram_create(&m->ram, cfg->memory, err, errlen);
+		if (r)
+			return r;
+		/* A first load now, so a bad kernel or an initrd too big is reported before anything runs. */
+		r = load_guest(m, &boot, err, errlen);
+		if (r)
+			return r;
+	}
 
 	r = event_loop_init(&m->loop);
 	if (r)
@@ -355,10 +398,9 @@ static void stop_vcpus(struct machine *m)
 	machine_drop_pause(m);
 }
 
-/* One boot: a fresh KVM VM with the guest loaded and the vCPUs running. */
-static int boot_once(struct machine *m, char *err, size_t errlen)
+/* A fresh KVM VM with guest RAM and the vCPUs created, none running. */
+static int create_kvm_vm(struct machine *m, char *err, size_t errlen)
 {
-	struct boot_linux_result boot;
 	int r;
 
 	r = kvm_create_vm(&m->kvm, err, errlen);
@@ -370,26 +412,65 @@ static int boot_once(struct machine *m, char *err, size_t errlen)
 					m->ram.base + m->ram.below_4g);
 	if (r)
 		FAIL(-r, "cannot give guest RAM to KVM: %s", strerror(-r));
-	/* Reloaded every boot: a reboot starts from the files, as on real hardware. */
-	r = load_guest(m, &boot, err, errlen);
-	if (r)
-		return r;
 	for (unsigned i = 0; i < m->cfg->cpus; i++) {
 		r = vcpu_create(&m->vcpus[i], &m->vcpu_env, i, err, errlen);
 		m->nr_vcpus_created = i + 1;
 		if (r)
 			return r;
 	}
-	r = vcpu_setup_linux_entry(&m->vcpus[0], &boot);
-	if (r)
-		FAIL(-r, "cannot set the boot vCPU's registers: %s", strerror(-r));
+	return 0;
+}
+
+static int start_vcpus(struct machine *m, char *err, size_t errlen)
+{
 	for (unsigned i = 0; i < m->cfg->cpus; i++) {
-		r = vcpu_start(&m->vcpus[i]);
+		int r = vcpu_start(&m->vcpus[i]);
+
 		if (r)
 			FAIL(-r, "cannot start vCPU %u: %s", i, strerror(-r));
 	}
 	m->boots++;
 	return 0;
+}
+
+/* The first boot of a --restore: the snapshot's state instead of a kernel. */
+static int restore_once(struct machine *m, char *err, size_t errlen)
+{
+	char why[400];
+	int r;
+
+	r = create_kvm_vm(m, err, errlen);
+	if (r)
+		return r;
+	r = vm_state_load(m, &m->snap->reader, why, sizeof(why));
+	if (r)
+		FAIL(-r, "--restore %s: %s", m->cfg->restore_dir, why);
+	snapshot_close(m->snap);
+	free(m->snap);
+	m->snap = NULL;
+	log_info("restored from %s", m->cfg->restore_dir);
+	return start_vcpus(m, err, errlen);
+}
+
+/* One boot: a fresh KVM VM with the guest loaded and the vCPUs running. */
+static int boot_once(struct machine *m, char *err, size_t errlen)
+{
+	struct boot_linux_result boot;
+	int r;
+
+	if (m->snap)
+		return restore_once(m, err, errlen);
+	r = create_kvm_vm(m, err, errlen);
+	if (r)
+		return r;
+	/* Reloaded every boot: a reboot starts from the files, as on real hardware. */
+	r = load_guest(m, &boot, err, errlen);
+	if (r)
+		return r;
+	r = vcpu_setup_linux_entry(&m->vcpus[0], &boot);
+	if (r)
+		FAIL(-r, "cannot set the boot vCPU's registers: %s", strerror(-r));
+	return start_vcpus(m, err, errlen);
 }
 
 static void reset_devices(struct machine *m)
@@ -475,4 +556,12 @@ void machine_destroy(struct machine *m)
 		event_loop_destroy(&m->loop);
 	guest_ram_destroy(&m->ram);
 	kvm_close(&m->kvm);
+	cpu_msr_list_free(&m->msr_list);
+	if (m->snap) {
+		snapshot_close(m->snap);
+		free(m->snap);
+		m->snap = NULL;
+	}
+	for (unsigned i = 0; i < ARRAY_SIZE(m->restore_strs); i++)
+		free(m->restore_strs[i]);
 }

@@ -20,6 +20,7 @@
 #include "keel/event_loop.h"
 #include "keel/vm_events.h"
 #include "vmm/config.h"
+#include "vmm/cpu_state.h"
 #include "vmm/cpuid.h"
 #include "vmm/guest_ram.h"
 #include "vmm/kvm.h"
@@ -32,6 +33,7 @@ struct i8042;
 struct reset_ctl;
 struct acpi_pm;
 struct http_server;
+struct snapshot;
 
 /* Exit statuses of keel-vmm (documented in --help). */
 enum {
@@ -83,7 +85,15 @@ struct machine {
 	/* vCPUs parked, devices paused, guest clock held at paused_clock. */
 	bool paused;
 	struct kvm_clock_data paused_clock;
+	uint64_t paused_realtime_ns; /* the host's wall clock at the pause */
 	enum vm_state state_before_pause; /* where resume returns to */
+
+	/* MSRs a vCPU's saved state holds, found on the first save. */
+	struct cpu_msr_list msr_list;
+	/* --restore: the open snapshot until the first boot has loaded it. */
+	struct snapshot *snap;
+	struct vm_config restore_cfg; /* cfg with the snapshot's configuration */
+	char *restore_strs[4];
 };
 
 /*

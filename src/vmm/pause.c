@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "keel/log.h"
 #include "vmm/machine.h"
@@ -46,6 +47,7 @@ static void resume_devices(struct machine *m)
 
 int machine_pause(struct machine *m, char *err, size_t errlen)
 {
+	struct timespec now;
 	int r;
 
 	if (m->paused)
@@ -67,6 +69,8 @@ int machine_pause(struct machine *m, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM_GET_CLOCK failed: %s", strerror(-r));
 		return r;
 	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	m->paused_realtime_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
 	pause_devices(m);
 	m->paused = true;
 	return 0;
