@@ -24,6 +24,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_API_SOCKET,
 	OPT_RESTORE,
+	OPT_INCOMING,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_COUNT,
@@ -42,6 +43,7 @@ static const struct option long_options[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -73,6 +75,9 @@ void config_print_help(const char *prog)
 	       "                       the snapshot has the vCPUs, memory, kernel and command line, so\n"
 	       "                       only --console, --api-socket, --name, --log-level, --kvm-device\n"
 	       "                       may be given with it; DIR/memory must stay while the VM runs\n"
+	       "  --incoming tcp:HOST:PORT  wait there for a live migration from another keel-vmm\n"
+	       "                       (docs/migration.md) and run the VM it sends; the same flags as\n"
+	       "                       with --restore; exit 1 if the migration fails before the switch-over\n"
 	       "  --help               this text\n"
 	       "  --version            the version\n"
 	       "\n"
@@ -204,6 +209,11 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 			FAIL("--restore: give the snapshot's directory");
 		cfg->restore_dir = arg;
 		break;
+	case OPT_INCOMING:
+		if (strncmp(arg, "tcp:", 4) || !strchr(arg + 4, ':'))
+			FAIL("--incoming '%s': give tcp:HOST:PORT", arg);
+		cfg->incoming = arg;
+		break;
 	}
 	return CONFIG_OK;
 }
@@ -254,14 +264,17 @@ enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
 	}
 	if (optind < argc)
 		FAIL("unexpected argument '%s' (see --help)", argv[optind]);
-	if (cfg->restore_dir) {
+	if (cfg->restore_dir && cfg->incoming)
+		FAIL("--restore and --incoming exclude each other");
+	if (cfg->restore_dir || cfg->incoming) {
 		static const int from_snapshot[] = { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS,
 						     OPT_MEMORY, OPT_NO_REBOOT };
 
 		for (unsigned i = 0; i < sizeof(from_snapshot) / sizeof(from_snapshot[0]); i++)
 			if (seen[from_snapshot[i]])
-				FAIL("--%s cannot be given with --restore: the snapshot has the VM's configuration",
-				     option_name(from_snapshot[i]));
+				FAIL("--%s cannot be given with --%s: the %s has the VM's configuration",
+				     option_name(from_snapshot[i]), cfg->incoming ? "incoming" : "restore",
+				     cfg->incoming ? "source" : "snapshot");
 		return CONFIG_OK;
 	}
 	if (!cfg->kernel)

@@ -29,6 +29,7 @@ struct vm_config {
 	enum log_level log_level;
 	const char *api_socket; /* NULL: no control API */
 	const char *restore_dir; /* --restore: the rest comes from the snapshot */
+	const char *incoming;   /* --incoming tcp:HOST:PORT: the rest comes from the source */
 	bool name_given;        /* --name was on the command line */
 };
 

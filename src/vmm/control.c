@@ -13,6 +13,7 @@
 #include "hw/acpi_pm.h"
 #include "keel/log.h"
 #include "vmm/control.h"
+#include "vmm/migration.h"
 #include "vmm/snapshot_file.h"
 
 bool control_allowed(struct machine *m, enum vm_action a, struct http_reply *rep)
@@ -193,6 +194,67 @@ static void put_snapshot(void *ctx, const struct http_request *req, struct http_
 	json_object_object_add(rep->body, "duration_ms", json_object_new_uint64(paused_ms));
 }
 
+static void post_migrate(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	static const char *const fields[] = { "uri", "max_downtime_ms", NULL };
+	struct machine *m = ctx;
+	uint64_t downtime = MIG_DEFAULT_MAX_DOWNTIME_MS;
+	const char *uri = NULL;
+	char err[512];
+	int r;
+
+	if (!http_check_fields(req->body, fields, rep))
+		return;
+	r = http_get_string(req->body, "uri", &uri, rep);
+	if (r == -EINVAL || http_get_u64(req->body, "max_downtime_ms", 1, 60000, &downtime, rep) == -EINVAL)
+		return;
+	if (r) {
+		http_error(rep, 400, "bad_field", "field 'uri' (tcp:HOST:PORT of the target) is required");
+		return;
+	}
+	if (!control_allowed(m, VM_ACTION_MIGRATE, rep))
+		return;
+	r = migration_start(m, uri, downtime, err, sizeof(err));
+	if (r) {
+		http_error(rep, r == -EINVAL ? 400 : 500, r == -EINVAL ? "bad_field" : "internal",
+			   "cannot migrate: %s", err);
+		return;
+	}
+	machine_set_state(m, VM_STATE_MIGRATING);
+	log_info("migrating to %s (maximum downtime %llu ms)", uri, (unsigned long long)downtime);
+	rep->status = 202;
+	rep->body = state_body(m);
+}
+
+static void get_migration(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	rep->body = migration_progress_json(ctx);
+}
+
+static void post_migration_cancel(void *ctx, const struct http_request *req, struct http_reply *rep)
+{
+	struct machine *m = ctx;
+	int r;
+
+	if (!control_allowed(m, VM_ACTION_MIGRATE_CANCEL, rep))
+		return;
+	r = migration_cancel(m);
+	if (r == -EBUSY) {
+		http_error(rep, 409, "invalid_state",
+			   "cannot migrate-cancel: the switch-over to the target has begun");
+		return;
+	}
+	/*
+	 * The thread stops at its next step and hands the VM back through the
+	 * main loop (so it must not be joined here): GET /v1/vm/migration says
+	 * "cancelled" and the state returns to running (or paused) then.
+	 */
+	rep->status = 202;
+	rep->body = migration_progress_json(m);
+	json_object_object_add(rep->body, "state",
+			       json_object_new_string(vm_state_name(machine_state(m))));
+}
+
 static void get_vcpu_stats(void *ctx, const struct http_request *req, struct http_reply *rep)
 {
 	rep->body = json_object_new_object();
@@ -215,6 +277,9 @@ static const struct http_route routes[] = {
 	{ "GET", "/v1/vm/stats/vcpus", get_vcpu_stats, false },
 	{ "GET", "/v1/vm/stats/devices", get_device_stats, false },
 	{ "PUT", "/v1/vm/snapshot", put_snapshot, true },
+	{ "POST", "/v1/vm/migrate", post_migrate, true },
+	{ "GET", "/v1/vm/migration", get_migration, false },
+	{ "POST", "/v1/vm/migration/cancel", post_migration_cancel, false },
 };
 
 int control_start(struct machine *m, char *err, size_t errlen)

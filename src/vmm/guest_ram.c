@@ -116,3 +116,40 @@ unsigned guest_ram_e820(uint64_t below_4g, uint64_t above_4g, struct e820_entry 
 		out[n++] = (struct e820_entry){ LAYOUT_RAM_ABOVE_4G_START, above_4g, E820_RAM };
 	return n;
 }
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+
+	for (unsigned i = 0; i < GUEST_RAM_PAGE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+bool guest_ram_next_data(const struct guest_ram *ram, uint64_t pos, uint64_t *start, uint64_t *end)
+{
+	uint64_t data = pos, hole;
+
+	if (pos >= ram->size)
+		return false;
+	if (ram->memfd >= 0) {
+		off_t d = lseek(ram->memfd, (off_t)pos, SEEK_DATA), h;
+
+		if (d < 0 || (uint64_t)d >= ram->size)
+			return false; /* ENXIO: no data after pos */
+		h = lseek(ram->memfd, d, SEEK_HOLE);
+		*start = (uint64_t)d;
+		*end = h < 0 || (uint64_t)h > ram->size ? ram->size : (uint64_t)h;
+		return true;
+	}
+	while (data < ram->size && page_is_zero(ram->base + data))
+		data += GUEST_RAM_PAGE;
+	if (data >= ram->size)
+		return false;
+	for (hole = data; hole < ram->size && hole - data < 8 * MiB && !page_is_zero(ram->base + hole);)
+		hole += GUEST_RAM_PAGE;
+	*start = data;
+	*end = hole;
+	return true;
+}

@@ -9,6 +9,7 @@
 #ifndef KEEL_VMM_GUEST_RAM_H
 #define KEEL_VMM_GUEST_RAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,16 @@ int guest_ram_create(struct guest_ram *ram, uint64_t size, char *err, size_t err
 int guest_ram_create_from_file(struct guest_ram *ram, uint64_t size, int fd, uint64_t offset,
 			       char *err, size_t errlen);
 void guest_ram_destroy(struct guest_ram *ram);
+
+#define GUEST_RAM_PAGE 4096
+
+/*
+ * The next run [*start, *end) of RAM offsets at or after pos that may hold
+ * something other than zeros: the memfd's data extents (SEEK_DATA: pages
+ * never touched are not read, so not allocated), or for file-backed RAM
+ * runs of pages that are not all zero (at most 8 MiB each). false at the end.
+ */
+bool guest_ram_next_data(const struct guest_ram *ram, uint64_t pos, uint64_t *start, uint64_t *end);
 
 /*
  * The guest's e820 map for a RAM split. Returns the number of entries

@@ -21,6 +21,7 @@
 #include "vmm/console.h"
 #include "vmm/layout.h"
 #include "vmm/machine.h"
+#include "vmm/migration.h"
 #include "vmm/snapshot_file.h"
 #include "vmm/vm_snapshot.h"
 
@@ -304,6 +305,25 @@ static int open_snapshot(struct machine *m, const struct vm_config *cfg, char *e
 	return 0;
 }
 
+/* --incoming: wait for the source; its HELLO has the configuration. */
+static int open_incoming(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	char why[400];
+	int lfd, r;
+
+	r = migration_listen(cfg->incoming, &lfd, err, errlen);
+	if (r)
+		return r;
+	m->restore_cfg = *cfg;
+	r = migration_accept(lfd, &m->incoming_fd, &m->restore_cfg, m->restore_strs, why, sizeof(why));
+	close(lfd);
+	if (r)
+		FAIL(-r, "--incoming %s: %s", cfg->incoming, why);
+	m->cfg = &m->restore_cfg;
+	m->topo = cpu_topology_flat(m->cfg->cpus);
+	return 0;
+}
+
 int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
 {
 	struct boot_linux_result boot;
@@ -317,17 +337,18 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	m->loop.epfd = m->loop.wake_fd = -1;
 	m->events.request_stop = on_stop_request;
 	atomic_init(&m->state, VM_STATE_CREATED);
+	m->incoming_fd = -1;
 	m->topo = cpu_topology_flat(cfg->cpus);
 	atomic_init(&m->stop_reason, VM_STOP_NONE);
 
-	if (cfg->restore_dir) {
-		r = open_snapshot(m, cfg, err, errlen);
+	if (cfg->restore_dir || cfg->incoming) {
+		r = cfg->restore_dir ? open_snapshot(m, cfg, err, errlen) : open_incoming(m, cfg, err, errlen);
 		if (r)
 			return r;
 		cfg = m->cfg;
 	}
 	r = config_check_host(cfg, err, errlen);
-	if (!r && !m->snap)
+	if (!r && !m->snap && m->incoming_fd < 0)
 		r = check_files(m, err, errlen);
 	if (r)
 		return r;
@@ -347,7 +368,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		if (r)
 			return r;
 		/* A first load now, so a bad kernel or an initrd too big is reported before anything runs. */
-		r = load_guest(m, &boot, err, errlen);
+		if (m->incoming_fd < 0)
+			r = load_guest(m, &boot, err, errlen);
 		if (r)
 			return r;
 	}
@@ -358,6 +380,9 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	r = setup_signals(m, err, errlen);
 	if (r)
 		return r;
+	r = main_call_init(&m->main_call, m, &m->loop);
+	if (r)
+		FAIL(-r, "cannot create the main-thread call channel: %s", strerror(-r));
 	if (bus_init(&m->pio, "pio") || bus_init(&m->mmio, "mmio"))
 		FAIL(ENOMEM, "cannot create the I/O buses");
 	m->console = console_open(cfg->console, &m->loop, err, errlen);
@@ -452,6 +477,29 @@ static int restore_once(struct machine *m, char *err, size_t errlen)
 	return start_vcpus(m, err, errlen);
 }
 
+/* The first boot of an --incoming: memory and state from the source, then GO. */
+static int incoming_once(struct machine *m, char *err, size_t errlen)
+{
+	char why[400];
+	int r;
+
+	machine_set_state(m, VM_STATE_MIGRATING);
+	r = create_kvm_vm(m, err, errlen);
+	if (r)
+		return r;
+	r = migration_receive(m, m->incoming_fd, why, sizeof(why));
+	if (!r)
+		r = start_vcpus(m, why, sizeof(why));
+	if (!r)
+		r = mig_send(m->incoming_fd, MIG_RUNNING, NULL, 0);
+	close(m->incoming_fd);
+	m->incoming_fd = -1;
+	if (r)
+		FAIL(-r, "--incoming %s: %s", m->cfg->incoming, why);
+	log_info("migration received; the VM runs here");
+	return 0;
+}
+
 /* One boot: a fresh KVM VM with the guest loaded and the vCPUs running. */
 static int boot_once(struct machine *m, char *err, size_t errlen)
 {
@@ -460,6 +508,8 @@ static int boot_once(struct machine *m, char *err, size_t errlen)
 
 	if (m->snap)
 		return restore_once(m, err, errlen);
+	if (m->incoming_fd >= 0)
+		return incoming_once(m, err, errlen);
 	r = create_kvm_vm(m, err, errlen);
 	if (r)
 		return r;
@@ -500,7 +550,11 @@ int machine_run(struct machine *m)
 			return EXIT_SETUP_ERROR;
 		}
 		machine_set_state(m, VM_STATE_RUNNING);
+		main_call_set_open(&m->main_call, true);
 		r = event_loop_run(&m->loop);
+		main_call_set_open(&m->main_call, false);
+		/* A migration still going on gives up: the VM stops or reboots here. */
+		migration_destroy(m);
 		if (r)
 			on_stop_request(&m->events, VM_STOP_HOST);
 		why = (enum vm_stop_reason)atomic_load(&m->stop_reason);
@@ -534,6 +588,9 @@ int machine_run(struct machine *m)
 void machine_destroy(struct machine *m)
 {
 	control_stop(m);
+	if (m->main_call.m)
+		main_call_set_open(&m->main_call, false);
+	migration_destroy(m);
 	stop_vcpus(m);
 	if (m->park_ready)
 		vcpu_park_destroy(&m->vcpu_env.park);
@@ -552,6 +609,9 @@ void machine_destroy(struct machine *m)
 	bus_destroy(&m->mmio);
 	if (m->signal_handler.fd >= 0)
 		close(m->signal_handler.fd);
+	main_call_destroy(&m->main_call);
+	if (m->incoming_fd >= 0)
+		close(m->incoming_fd);
 	if (m->loop.epfd >= 0)
 		event_loop_destroy(&m->loop);
 	guest_ram_destroy(&m->ram);

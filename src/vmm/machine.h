@@ -24,6 +24,7 @@
 #include "vmm/cpuid.h"
 #include "vmm/guest_ram.h"
 #include "vmm/kvm.h"
+#include "vmm/main_call.h"
 #include "vmm/vcpu.h"
 
 struct console;
@@ -34,6 +35,7 @@ struct reset_ctl;
 struct acpi_pm;
 struct http_server;
 struct snapshot;
+struct migration;
 
 /* Exit statuses of keel-vmm (documented in --help). */
 enum {
@@ -92,8 +94,14 @@ struct machine {
 	struct cpu_msr_list msr_list;
 	/* --restore: the open snapshot until the first boot has loaded it. */
 	struct snapshot *snap;
-	struct vm_config restore_cfg; /* cfg with the snapshot's configuration */
+	struct vm_config restore_cfg; /* cfg with the snapshot's (or source's) configuration */
 	char *restore_strs[4];
+	/* --incoming: the connection from the source until the first boot took the VM. */
+	int incoming_fd;
+	/* An outgoing live migration (migration.c), NULL before the first. */
+	struct migration *migration;
+	/* Work other threads hand to the main thread. */
+	struct main_call main_call;
 };
 
 /*

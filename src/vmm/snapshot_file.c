@@ -19,7 +19,7 @@
 #define MEMORY_MAGIC "KEELMEM"
 #define HEADER_SIZE 64
 #define MEMORY_HEADER_VERSION 1
-#define PAGE 4096
+#define PAGE GUEST_RAM_PAGE
 
 /*
  * state header, little-endian:
@@ -83,53 +83,18 @@ static int write_all(int fd, const void *p, size_t n, off_t off)
 	return 0;
 }
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-
-	for (unsigned i = 0; i < PAGE / 8; i++)
-		if (q[i])
-			return false;
-	return true;
-}
-
-/*
- * Guest RAM into the memory file at SNAPSHOT_MEMORY_OFFSET. With the memfd,
- * only the extents the guest ever touched (SEEK_DATA); from a private file
- * mapping (a restored VM), every page that is not zero.
- */
+/* Guest RAM into the memory file at SNAPSHOT_MEMORY_OFFSET; what is all zeros stays a hole. */
 static int write_ram(struct machine *m, int fd)
 {
-	const struct guest_ram *ram = &m->ram;
-	off_t pos = 0, end = (off_t)ram->size;
+	uint64_t start, end;
 	int r;
 
-	while (pos < end) {
-		off_t data = pos, hole = end;
-
-		if (ram->memfd >= 0) {
-			data = lseek(ram->memfd, pos, SEEK_DATA);
-			if (data < 0)
-				break; /* ENXIO: nothing more */
-			hole = lseek(ram->memfd, data, SEEK_HOLE);
-			if (hole < 0 || hole > end)
-				hole = end;
-		} else {
-			while (data < end && page_is_zero(ram->base + data))
-				data += PAGE;
-			for (hole = data; hole < end && hole - data < (off_t)(8 * MiB) &&
-					  !page_is_zero(ram->base + hole);)
-				hole += PAGE;
-		}
-		if (hole > data) {
-			r = write_all(fd, ram->base + data, (size_t)(hole - data),
-				      data + SNAPSHOT_MEMORY_OFFSET);
-			if (r)
-				return r;
-		}
-		pos = hole;
+	for (uint64_t pos = 0; guest_ram_next_data(&m->ram, pos, &start, &end); pos = end) {
+		r = write_all(fd, m->ram.base + start, end - start, (off_t)(start + SNAPSHOT_MEMORY_OFFSET));
+		if (r)
+			return r;
 	}
-	return ftruncate(fd, (off_t)ram->size + SNAPSHOT_MEMORY_OFFSET) < 0 ? -errno : 0;
+	return ftruncate(fd, (off_t)(m->ram.size + SNAPSHOT_MEMORY_OFFSET)) < 0 ? -errno : 0;
 }
 
 static int write_file(const char *dir, const char *name, int (*fill)(int fd, void *arg), void *arg,

@@ -44,7 +44,7 @@ static void put_string(struct state_writer *w, const char *s)
 	state_put_bytes(w, s, n);
 }
 
-static int save_config(struct machine *m, struct state_writer *w)
+int vm_config_save(struct machine *m, struct state_writer *w)
 {
 	const struct vm_config *c = m->cfg;
 
@@ -104,7 +104,7 @@ int vm_state_save(struct machine *m, struct state_writer *w, char *err, size_t e
 		if (r)
 			return r;
 	}
-	r = save_config(m, w);
+	r = vm_config_save(m, w);
 	if (!r)
 		r = save_vm(m, w, err, errlen);
 	for (unsigned i = 0; !r && i < m->nr_vcpus_created; i++)

@@ -17,6 +17,9 @@
 #include "keel/state.h"
 #include "vmm/machine.h"
 
+/* The vm/config section alone (a migration's HELLO). */
+int vm_config_save(struct machine *m, struct state_writer *w);
+
 /* The paused VM's state (vCPUs, VM, devices), then vm/config. */
 int vm_state_save(struct machine *m, struct state_writer *w, char *err, size_t errlen);
 

@@ -19,6 +19,7 @@ class Vmm:
         if api:
             cmd += ["--api-socket", self.sock]
         self.lines = []
+        self.partial_last = False  # the last line had no newline (cut off at exit)
         self.cond = threading.Condition()
         self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
@@ -35,6 +36,7 @@ class Vmm:
     def _read_out(self):
         for line in self.p.stdout:
             with self.cond:
+                self.partial_last = not line.endswith("\n")
                 self.lines.append(line.rstrip("\n"))
                 self.cond.notify_all()
 
@@ -59,8 +61,10 @@ class Vmm:
                 self.cond.wait(min(left, 0.2))
 
     def counts(self):
+        """The counter's values so far, without a last line cut off at exit."""
         with self.cond:
-            return [int(l.split()[1]) for l in self.lines if l.startswith("count ")]
+            lines = self.lines[:-1] if self.partial_last else self.lines
+            return [int(l.split()[1]) for l in lines if l.startswith("count ")]
 
     def wait_count(self, n, timeout=20):
         self.wait_line(lambda l: l.startswith("count ") and int(l.split()[1]) >= n, timeout)
@@ -75,7 +79,10 @@ class Vmm:
         head += f"Content-Length: {len(data)}\r\n\r\n"
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
-        s.connect(self.sock)
+        try:
+            s.connect(self.sock)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise ConnectionError(f"{method} {path}: {e}") from None
         try:
             s.sendall(head.encode() + data)
         except (BrokenPipeError, ConnectionResetError):
@@ -90,6 +97,8 @@ class Vmm:
                 break
             reply += chunk
         s.close()
+        if not reply:
+            raise ConnectionError(f"{method} {path}: no reply (keel-vmm exited?)")
         status = int(reply.split(b" ", 2)[1])
         body = reply.split(b"\r\n\r\n", 1)[1]
         return status, json.loads(body)
@@ -112,3 +121,12 @@ class Vmm:
 
     def __exit__(self, *a):
         self.kill()
+
+
+def joined_console(first, second):
+    """The console of a VM that moved from `first` to `second` (a migration or
+    a restore): a line the first left unfinished continues on the second."""
+    a, b = list(first.lines), list(second.lines)
+    if first.partial_last and a and b:
+        return a[:-1] + [a[-1] + b[0]] + b[1:]
+    return a + b

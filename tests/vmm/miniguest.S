@@ -20,6 +20,10 @@
  *      (pause, snapshot and migration tests watch it stop and go on)
  *   b  enable the ACPI power button, print "armed", poll PM1 status until
  *      it is pressed, print "power button", power off
+ *   m  dirty memory: pass N writes N into every 4 KiB page of 16 MiB at
+ *      32 MiB, then reads every page back and prints "pass N ok" (or
+ *      "pass N BAD" at the first page that does not hold N), forever
+ *      (live migration tests: every page keeps changing while it moves)
  *
  * Port numbers are those of src/hw (COM1 0x3f8, CMOS 0x70, i8042 0x64, ACPI
  * PM1a control 0x604, reset register 0x608).
@@ -89,6 +93,8 @@ startup_64:
 	je counter
 	cmp $'b', %al
 	je power_button
+	cmp $'m', %al
+	je dirty_memory
 	lea msg_unknown(%rip), %rsi
 	call puts
 	jmp poweroff
@@ -175,6 +181,39 @@ counter:
 	call delay_100ms
 	jmp 1b
 
+/* Identity-mapped by the boot page tables (the first 4 GiB); needs --memory 64M or more. */
+	.set DIRTY_BASE, 0x2000000
+	.set DIRTY_PAGES, 4096
+dirty_memory:
+	mov $1, %r12
+1:	mov $DIRTY_BASE, %rdi
+	mov $DIRTY_PAGES, %rcx
+2:	mov %r12, (%rdi)
+	add $4096, %rdi
+	loop 2b
+	mov $DIRTY_BASE, %rdi
+	mov $DIRTY_PAGES, %rcx
+3:	cmp %r12, (%rdi)
+	jne 4f
+	add $4096, %rdi
+	loop 3b
+	lea msg_pass(%rip), %rsi
+	call puts
+	mov %r12, %rax
+	call putdec
+	lea msg_ok(%rip), %rsi
+	call puts
+	inc %r12
+	jmp 1b
+4:	lea msg_pass(%rip), %rsi
+	call puts
+	mov %r12, %rax
+	call putdec
+	lea msg_bad(%rip), %rsi
+	call puts
+	inc %r12
+	jmp 1b
+
 power_button:
 	mov $0x602, %dx                 /* PM1 enable: PWRBTN_EN */
 	mov $0x100, %ax
@@ -253,6 +292,9 @@ msg_still:	.asciz "still here\n"
 msg_unknown:	.asciz "unknown command line\n"
 msg_count:	.asciz "count "
 msg_armed:	.asciz "armed\n"
+msg_pass:	.asciz "pass "
+msg_ok:		.asciz " ok\n"
+msg_bad:	.asciz " BAD\n"
 msg_pwrbtn:	.asciz "power button\n"
 numbuf:		.fill 24, 1, 0
 numbuf_end:	.byte 0
