@@ -42,8 +42,14 @@ bench:
 	@$(MAKE) --no-print-directory build
 	@bench/run
 
+# libFuzzer targets (clang, ASan+UBSan, build-fuzz/), 5 minutes each;
+# make check runs them for 25 s each.
+fuzz:
+	@scripts/deps build fuzz
+	@scripts/fuzz $${FUZZ_SECONDS:-300}
+
 lab-list:
 	@tests/lab/run --list
 
 clean:
-	rm -rf $(BUILD) $(SAN)
+	rm -rf $(BUILD) $(SAN) build-fuzz

@@ -29,7 +29,7 @@
 /* The largest APIC ID an xAPIC (8-bit) MADT entry can carry; 0xff is broadcast. */
 #define ACPI_XAPIC_MAX_ID 254
 
-/* Filled by the PCI issue; NULL until then. */
+/* The PCI root bridge, as plain data: pci/pci_acpi.h (pci_host_acpi_config). */
 struct acpi_pci_config;
 
 struct acpi_config {
@@ -60,7 +60,8 @@ struct acpi_config {
 	uint16_t kbd_cmd_port;
 	uint8_t kbd_irq;
 
-	const struct acpi_pci_config *pci; /* must be NULL for now */
+	/* NULL: no PCI. Else MCFG, \_SB.PCI0 and the ECAM reservation. */
+	const struct acpi_pci_config *pci;
 };
 
 /* Where the tables ended up. */

@@ -40,4 +40,10 @@ void acpi_checksum(uint8_t *t, size_t len, size_t at);
 int acpi_build_madt(const struct acpi_config *cfg, struct acpi_buf *b, uint64_t *gpa);
 int acpi_build_dsdt(const struct acpi_config *cfg, struct acpi_buf *b, uint64_t *gpa);
 
+/* pci.c: the root bridge, when acpi_config.pci is set. */
+struct aml;
+int acpi_build_mcfg(const struct acpi_pci_config *pci, struct acpi_buf *b, uint64_t *gpa);
+/* PCI0 and the ECAM reservation, inside \_SB. */
+void acpi_dsdt_pci(const struct acpi_pci_config *pci, struct aml *a);
+
 #endif

@@ -63,6 +63,8 @@ static void build_body(const struct acpi_config *cfg, struct aml *a)
 		aml_end(a);
 		aml_end(a);
 	}
+	if (cfg->pci)
+		acpi_dsdt_pci(cfg->pci, a);
 	aml_end(a); /* \_SB */
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acpi/acpi_internal.h"
+#include "pci/pci_acpi.h"
 #include "hw/acpi_pm.h"
 #include "hw/cmos_rtc.h"
 #include "hw/i8042.h"
@@ -200,7 +201,14 @@ static void fill_rsdp(uint8_t *t, uint64_t xsdt)
 
 static int check_config(const struct acpi_config *cfg, uint64_t gpa)
 {
-	if (!cfg->nr_cpus || !cfg->apic_ids || cfg->pci)
+	if (!cfg->nr_cpus || !cfg->apic_ids)
+		return -EINVAL;
+	/* The ECAM reservation is a Memory32Fixed; I/O windows are 16-bit. */
+	if (cfg->pci && (cfg->pci->bus_start > cfg->pci->bus_end ||
+			 cfg->pci->ecam_base + ((cfg->pci->bus_end + 1ull) << 20) > (1ull << 32) ||
+			 cfg->pci->io[0].base + cfg->pci->io[0].size > 0x10000 ||
+			 cfg->pci->io[1].base + cfg->pci->io[1].size > 0x10000 ||
+			 cfg->pci->nr_prt > PCI_MAX_SLOTS))
 		return -EINVAL;
 	if (!cfg->pm1a_evt_port || !cfg->pm1a_cnt_port || !cfg->sci_irq || cfg->sci_irq > 15)
 		return -EINVAL;
@@ -220,7 +228,7 @@ int acpi_build_tables(const struct acpi_config *cfg, void *buf, size_t len, uint
 		      struct acpi_tables_info *info)
 {
 	struct acpi_buf b = { .base = buf, .len = len, .gpa = gpa };
-	uint64_t rsdp, facs, dsdt, madt, fadt, xsdt, entries[XSDT_ENTRIES_MAX];
+	uint64_t rsdp, facs, dsdt, madt, fadt, xsdt, mcfg, entries[XSDT_ENTRIES_MAX];
 	uint8_t *rsdp_p;
 	unsigned n = 0;
 	int r = check_config(cfg, gpa);
@@ -233,6 +241,12 @@ int acpi_build_tables(const struct acpi_config *cfg, void *buf, size_t len, uint
 		return r;
 	entries[n++] = fadt;
 	entries[n++] = madt;
+	if (cfg->pci) {
+		r = acpi_build_mcfg(cfg->pci, &b, &mcfg);
+		if (r)
+			return r;
+		entries[n++] = mcfg;
+	}
 	r = build_xsdt(entries, n, &b, &xsdt);
 	if (r)
 		return r;

@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "keel/log.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
 
 #define CONFIG_DEFAULT_CMDLINE "console=ttyS0"
 #define CONFIG_DEFAULT_CPUS 1
@@ -15,6 +17,9 @@
 #define CONFIG_MIN_MEMORY (32ULL << 20)
 /* xAPIC IDs are 8 bits and 0xff is broadcast; more needs interrupt remapping. */
 #define CONFIG_MAX_CPUS 255
+/* PCI bus 0 has 31 slots for devices; these leave room for what comes later. */
+#define CONFIG_MAX_DISKS 16
+#define CONFIG_MAX_NETS 8
 
 struct vm_config {
 	const char *kernel;
@@ -31,6 +36,12 @@ struct vm_config {
 	const char *restore_dir; /* --restore: the rest comes from the snapshot */
 	const char *incoming;   /* --incoming tcp:HOST:PORT: the rest comes from the source */
 	bool name_given;        /* --name was on the command line */
+
+	struct virtio_blk_opts disks[CONFIG_MAX_DISKS];
+	unsigned nr_disks;
+	struct virtio_net_opts nets[CONFIG_MAX_NETS];
+	unsigned nr_nets;
+	bool rng;
 };
 
 enum config_result {

@@ -146,6 +146,7 @@ int kvm_open(struct kvm *kvm, const char *dev_path, char *err, size_t errlen)
 	kvm->vm_fd = -1;
 	kvm->chip.set_level = kvm_set_level;
 	kvm->chip.signal_msi = kvm_signal_msi;
+	kvm_fastpath_init(kvm);
 	kvm->dev_fd = open(dev_path, O_RDWR | O_CLOEXEC);
 	if (kvm->dev_fd < 0) {
 		int e = errno;
@@ -187,6 +188,7 @@ void kvm_close(struct kvm *kvm)
 	kvm->dev_fd = -1;
 	free(kvm->cpuid);
 	free(kvm->msrs);
+	kvm_fastpath_destroy(kvm);
 	kvm->cpuid = NULL;
 	kvm->msrs = NULL;
 }
@@ -195,28 +197,53 @@ int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity = LAYOUT_KVM_IDENTITY_MAP;
+	int fd, r;
 
-	kvm->vm_fd = ioctl(kvm->dev_fd, KVM_CREATE_VM, 0);
-	if (kvm->vm_fd < 0)
+	fd = ioctl(kvm->dev_fd, KVM_CREATE_VM, 0);
+	if (fd < 0)
 		FAIL(errno, "KVM_CREATE_VM failed: %s", strerror(errno));
 	/* Intel needs these two areas inside guest-physical space; AMD ignores them. */
-	if (ioctl(kvm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS) < 0)
-		FAIL(errno, "KVM_SET_TSS_ADDR failed: %s", strerror(errno));
+	if (ioctl(fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS) < 0) {
+		snprintf(err, errlen, "KVM_SET_TSS_ADDR failed: %s", strerror(errno));
+		goto fail;
+	}
 	if (check_cap(kvm, KVM_CAP_SET_IDENTITY_MAP_ADDR) &&
-	    ioctl(kvm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
-		FAIL(errno, "KVM_SET_IDENTITY_MAP_ADDR failed: %s", strerror(errno));
-	if (ioctl(kvm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		FAIL(errno, "KVM_CREATE_IRQCHIP failed: %s", strerror(errno));
-	if (ioctl(kvm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		FAIL(errno, "KVM_CREATE_PIT2 failed: %s", strerror(errno));
+	    ioctl(fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0) {
+		snprintf(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR failed: %s", strerror(errno));
+		goto fail;
+	}
+	if (ioctl(fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		snprintf(err, errlen, "KVM_CREATE_IRQCHIP failed: %s", strerror(errno));
+		goto fail;
+	}
+	if (ioctl(fd, KVM_CREATE_PIT2, &pit) < 0) {
+		snprintf(err, errlen, "KVM_CREATE_PIT2 failed: %s", strerror(errno));
+		goto fail;
+	}
+	/* Published only now, complete, for devices registering fast paths meanwhile. */
+	pthread_mutex_lock(&kvm->fastpath_lock);
+	kvm->vm_fd = fd;
+	pthread_mutex_unlock(&kvm->fastpath_lock);
+	r = kvm_fastpath_replay(kvm);
+	if (r)
+		FAIL(-r, "cannot give the devices' irqfds and ioeventfds to KVM: %s", strerror(-r));
 	return 0;
+fail:
+	r = errno;
+	close(fd);
+	return -r;
 }
 
 void kvm_destroy_vm(struct kvm *kvm)
 {
-	if (kvm->vm_fd >= 0)
-		close(kvm->vm_fd);
+	int fd;
+
+	pthread_mutex_lock(&kvm->fastpath_lock);
+	fd = kvm->vm_fd;
 	kvm->vm_fd = -1;
+	pthread_mutex_unlock(&kvm->fastpath_lock);
+	if (fd >= 0)
+		close(fd);
 }
 
 int kvm_set_memory_slot(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva)

@@ -14,7 +14,18 @@
 
 #include <linux/kvm.h>
 
+#include <pthread.h>
+
+#include "keel/ioevent.h"
 #include "keel/irq.h"
+
+/* An MSI route behind an irqfd: a GSI of ours that KVM maps to addr/data. */
+struct kvm_msi_route {
+	int fd;
+	uint32_t gsi;
+	uint64_t addr;
+	uint32_t data;
+};
 
 struct kvm {
 	int dev_fd;
@@ -27,6 +38,18 @@ struct kvm {
 	uint32_t *msrs;                  /* KVM_GET_MSR_INDEX_LIST */
 	unsigned nr_msrs;
 	struct irq_chip chip;
+
+	/*
+	 * The fast paths devices registered (kvm_irq.c). Kept here, not only
+	 * in KVM, because a guest reboot builds a new KVM VM: they are
+	 * replayed into it by kvm_create_vm().
+	 */
+	struct ioeventfd_provider ioevents;
+	pthread_mutex_t fastpath_lock;
+	struct kvm_msi_route *routes;
+	unsigned nr_routes, cap_routes;
+	struct ioeventfd *ioevs;
+	unsigned nr_ioevs, cap_ioevs;
 };
 
 /*
@@ -47,5 +70,10 @@ int kvm_set_memory_slot_flags(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint
 
 /* Whether KVM saves/restores this MSR (KVM_GET_MSR_INDEX_LIST). */
 bool kvm_has_msr(const struct kvm *kvm, uint32_t index);
+
+/* kvm_irq.c: the irqfd/ioeventfd providers, and their replay into a new VM. */
+void kvm_fastpath_init(struct kvm *kvm);
+int kvm_fastpath_replay(struct kvm *kvm);
+void kvm_fastpath_destroy(struct kvm *kvm);
 
 #endif

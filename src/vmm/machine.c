@@ -18,6 +18,11 @@
 #include "hw/uart_16550.h"
 #include "keel/compiler.h"
 #include "keel/log.h"
+#include "pci/pci.h"
+#include "pci/pci_acpi.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/rng.h"
 #include "vmm/console.h"
 #include "vmm/layout.h"
 #include "vmm/machine.h"
@@ -145,6 +150,7 @@ static int build_acpi(struct machine *m, uint64_t *rsdp, char *err, size_t errle
 	uint32_t apic_ids[CONFIG_MAX_CPUS];
 	uint8_t *buf = guest_mem_ptr(&m->ram.mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE);
 	struct acpi_tables_info info;
+	struct acpi_pci_config apci;
 	struct acpi_config acfg;
 	int r;
 
@@ -155,6 +161,8 @@ static int build_acpi(struct machine *m, uint64_t *rsdp, char *err, size_t errle
 		apic_ids[i] = cpu_topology_apic_id(&m->topo, i);
 	acfg.nr_cpus = m->cfg->cpus;
 	acfg.apic_ids = apic_ids;
+	pci_host_acpi_config(m->pci, &apci);
+	acfg.pci = &apci;
 	r = acpi_build_tables(&acfg, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_START, &info);
 	if (r < 0)
 		FAIL(-r, "cannot build the ACPI tables: %s", strerror(-r));
@@ -258,6 +266,58 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 		FAIL(EEXIST, "cannot list the platform devices");
 	console_attach_uart(m->console, m->com1);
 	console_set_quit_handler(m->console, on_console_quit, m);
+	return 0;
+}
+
+/* The 64-bit PCI window starts above RAM, on a 1 GiB boundary. */
+static uint64_t mmio64_base(const struct machine *m)
+{
+	return ALIGN_UP(LAYOUT_RAM_ABOVE_4G_START + m->ram.above_4g, LAYOUT_MMIO64_ALIGN);
+}
+
+/*
+ * The PCI host bridge and the virtio devices. reset_ctl must exist first:
+ * the host takes its 0xcf9 byte into the 0xcf8-0xcff config ports.
+ */
+static int create_pci_devices(struct machine *m, char *err, size_t errlen)
+{
+	const struct vm_config *cfg = m->cfg;
+	struct pci_host_config pc = {
+		.mmio = &m->mmio,
+		.pio = &m->pio,
+		.ecam_base = LAYOUT_PCI_ECAM_START,
+		.ecam_size = LAYOUT_PCI_ECAM_SIZE,
+		.mmio32_base = LAYOUT_MMIO32_START,
+		.mmio32_size = LAYOUT_MMIO32_SIZE,
+		.mmio64_base = mmio64_base(m),
+		.mmio64_size = LAYOUT_MMIO64_SIZE,
+		.chip = &m->kvm.chip,
+		.ioevents = &m->kvm.ioevents,
+		/* IOAPIC pins 16-23 are free of ISA devices: INTx for drivers without MSI-X. */
+		.intx_gsi_base = 16,
+		.intx_gsi_count = 8,
+	};
+
+	m->pci = pci_host_create(&pc);
+	if (!m->pci)
+		FAIL(errno, "cannot create the PCI host bridge: %s", strerror(errno));
+	/* Each device runs its queues on an I/O thread of its own (loop NULL). */
+	for (unsigned i = 0; i < cfg->nr_disks; i++) {
+		m->disks[i] = virtio_blk_create(m->pci, &m->ram.mem, &cfg->disks[i], cfg->cpus, NULL,
+						err, errlen);
+		if (!m->disks[i])
+			return -EINVAL;
+	}
+	for (unsigned i = 0; i < cfg->nr_nets; i++) {
+		m->nets[i] = virtio_net_create(m->pci, &m->ram.mem, &cfg->nets[i], NULL, err, errlen);
+		if (!m->nets[i])
+			return -EINVAL;
+	}
+	if (cfg->rng) {
+		m->rng = virtio_rng_create(m->pci, &m->ram.mem, NULL);
+		if (!m->rng)
+			FAIL(errno, "cannot create the virtio-rng device: %s", strerror(errno));
+	}
 	return 0;
 }
 
@@ -367,11 +427,6 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		r = guest_ram_create(&m->ram, cfg->memory, err, errlen);
 		if (r)
 			return r;
-		/* A first load now, so a bad kernel or an initrd too big is reported before anything runs. */
-		if (m->incoming_fd < 0)
-			r = load_guest(m, &boot, err, errlen);
-		if (r)
-			return r;
 	}
 
 	r = event_loop_init(&m->loop);
@@ -389,8 +444,19 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (!m->console)
 		return -EINVAL;
 	r = create_devices(m, err, errlen);
+	if (!r)
+		r = create_pci_devices(m, err, errlen);
 	if (r)
 		return r;
+	/*
+	 * A first load now, so a bad kernel or an initrd too big is reported
+	 * before anything runs; not over a snapshot's or a source's memory.
+	 */
+	if (!m->snap && m->incoming_fd < 0) {
+		r = load_guest(m, &boot, err, errlen);
+		if (r)
+			return r;
+	}
 	r = vcpu_init_signals();
 	if (r)
 		FAIL(-r, "cannot install the vCPU signal handler: %s", strerror(-r));
@@ -525,6 +591,7 @@ static int boot_once(struct machine *m, char *err, size_t errlen)
 
 static void reset_devices(struct machine *m)
 {
+	pci_host_reset(m->pci);
 	uart_16550_reset(m->com1);
 	cmos_rtc_reset(m->rtc);
 	i8042_reset(m->kbc);
@@ -598,6 +665,13 @@ void machine_destroy(struct machine *m)
 	m->vcpus = NULL;
 	if (m->console)
 		console_attach_uart(m->console, NULL);
+	/* Devices before the PCI host, and all of them before KVM: they unregister fast paths. */
+	virtio_rng_destroy(m->rng);
+	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++)
+		virtio_net_destroy(m->nets[i]);
+	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++)
+		virtio_blk_destroy(m->disks[i]);
+	pci_host_destroy(m->pci);
 	acpi_pm_destroy(m->acpi_pm);
 	reset_ctl_destroy(m->reset_ctl);
 	i8042_destroy(m->kbc);

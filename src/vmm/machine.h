@@ -36,6 +36,10 @@ struct acpi_pm;
 struct http_server;
 struct snapshot;
 struct migration;
+struct pci_host;
+struct virtio_blk;
+struct virtio_net;
+struct virtio_rng;
 
 /* Exit statuses of keel-vmm (documented in --help). */
 enum {
@@ -59,6 +63,11 @@ struct machine {
 	struct i8042 *kbc;
 	struct reset_ctl *reset_ctl;
 	struct acpi_pm *acpi_pm;
+
+	struct pci_host *pci;
+	struct virtio_blk *disks[CONFIG_MAX_DISKS];
+	struct virtio_net *nets[CONFIG_MAX_NETS];
+	struct virtio_rng *rng;
 
 	struct cpu_topology topo;
 	struct vcpu_env vcpu_env;

@@ -5,6 +5,7 @@
 
 uint8_t tables_buf[TABLES_BUF_LEN];
 uint32_t tables_ids[300];
+const struct acpi_pci_config *tables_pci;
 
 uint16_t le16(const uint8_t *p)
 {
@@ -52,7 +53,13 @@ static bool walk(struct tables *t)
 	t->xsdt = at(&t->info, le64(t->rsdp + 24), 36);
 	REQUIRE(t->xsdt && !memcmp(t->xsdt, "XSDT", 4));
 	KCHECK_EQ(byte_sum(t->xsdt, le32(t->xsdt + 4)), 0);
-	KCHECK_EQ(le32(t->xsdt + 4), 36 + 2 * 8);
+	KCHECK_EQ(le32(t->xsdt + 4), 36 + (tables_pci ? 3 : 2) * 8);
+	if (tables_pci) {
+		t->mcfg = at(&t->info, le64(t->xsdt + 52), 60);
+		REQUIRE(t->mcfg && !memcmp(t->mcfg, "MCFG", 4));
+		KCHECK_EQ(le32(t->mcfg + 4), 60);
+		KCHECK_EQ(byte_sum(t->mcfg, 60), 0);
+	}
 	t->fadt = at(&t->info, le64(t->xsdt + 36), 276);
 	t->madt = at(&t->info, le64(t->xsdt + 44), 44);
 	REQUIRE(t->fadt && !memcmp(t->fadt, "FACP", 4));
@@ -84,6 +91,7 @@ bool tables_build(unsigned n, struct tables *t)
 	acpi_config_default(&cfg);
 	cfg.nr_cpus = n;
 	cfg.apic_ids = tables_ids;
+	cfg.pci = tables_pci;
 	memset(tables_buf, 0xa5, sizeof(tables_buf));
 	memset(t, 0, sizeof(*t));
 	r = acpi_build_tables(&cfg, tables_buf, sizeof(tables_buf), TABLES_GPA, &t->info);

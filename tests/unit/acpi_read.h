@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "acpi/acpi.h"
+#include "pci/pci_acpi.h"
 #include "ktest.h"
 
 #define TABLES_GPA 0xe0000ull
@@ -29,7 +30,11 @@
 struct tables {
 	struct acpi_tables_info info;
 	const uint8_t *rsdp, *xsdt, *fadt, *facs, *dsdt, *madt;
+	const uint8_t *mcfg; /* only with tables_pci */
 };
+
+/* When set, tables_build() describes this PCI root bridge too. */
+extern const struct acpi_pci_config *tables_pci;
 
 extern uint8_t tables_buf[TABLES_BUF_LEN];
 extern uint32_t tables_ids[300];

@@ -161,7 +161,7 @@ static bool iasl_round_trips(const uint8_t *dsdt)
 
 static void clean_tmpdir(void)
 {
-	static const char *names[] = { "xsdt", "facp", "facs", "apic", "dsdt", "aml" };
+	static const char *names[] = { "xsdt", "facp", "facs", "apic", "dsdt", "aml", "mcfg" };
 	static const char *exts[] = { ".dat", ".dsl", ".aml" };
 	char path[160];
 
@@ -213,6 +213,52 @@ KTEST(acpi_iasl_4_cpus)
 KTEST(acpi_iasl_256_cpus)
 {
 	check_with_iasl(256);
+}
+
+/* The PCI root bridge (src/acpi/pci.c): MCFG, PCI0 and the ECAM reservation. */
+KTEST(acpi_iasl_pci_root_bridge)
+{
+	struct acpi_pci_config pci = {
+		.ecam_base = 0xe0000000, .bus_start = 0, .bus_end = 255,
+		.io = { { 0, 0xcf8 }, { 0xd00, 0xf300 } },
+		.mmio32 = { 0xc0000000, 0x20000000 },
+		.mmio64 = { 0x400000000ULL, 64ULL << 30 },
+		.cfg_port = 0xcf8, .cfg_port_len = 8,
+		.nr_prt = 2, .prt = { { 0, 16 }, { 1, 17 } },
+	};
+	static const char *const dsdt_has[] = {
+		"PNP0A08", "PNP0A03", "PNP0C02", "WordBusNumber", "0x00FF", "0x0CF8",
+		"0x0CF7", "0x0D00", "0xDFFFFFFF", "0x0000000400000000", "0x00000013FFFFFFFF",
+		"_PRT", "0x0001FFFF", "0x11", "Memory32Fixed (ReadWrite", "0xE0000000",
+		"0x10000000",
+	};
+	struct tables t;
+	char *dsl;
+
+	tables_pci = &pci;
+	tables_fill_ids(2, 1);
+	KCHECK(tables_build(2, &t));
+	tables_pci = NULL;
+	KASSERT(t.mcfg && t.dsdt);
+	KCHECK_EQ(le64(t.mcfg + 44), 0xe0000000);
+	KCHECK_EQ(t.mcfg[55], 255);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/keel-acpi-XXXXXX");
+	KASSERT(mkdtemp(tmpdir));
+	KCHECK(iasl_disassembles("mcfg", t.mcfg));
+	dsl = read_file("mcfg.dsl", NULL);
+	KCHECK(dsl && strstr(dsl, "Base Address : 00000000E0000000"));
+	free(dsl);
+	if (iasl_disassembles("dsdt", t.dsdt))
+		KCHECK(iasl_round_trips(t.dsdt));
+	else
+		KFAIL("DSDT did not disassemble");
+	dsl = read_file("dsdt.dsl", NULL);
+	KASSERT(dsl);
+	for (unsigned i = 0; i < ARRAY_SIZE(dsdt_has); i++)
+		if (!strstr(dsl, dsdt_has[i]))
+			KFAIL("dsdt.dsl lacks %s", dsdt_has[i]);
+	free(dsl);
+	clean_tmpdir();
 }
 
 /* The detector itself: a table with a wrong checksum must be caught. */

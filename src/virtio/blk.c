@@ -1,0 +1,573 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "keel/compiler.h"
+#include "keel/log.h"
+#include "keel/parse.h"
+#include "virtio/blk.h"
+#include "virtio/options.h"
+#include "virtio/virtio.h"
+
+/* Feature bits (5.2.3). */
+#define BLK_F_SEG_MAX 2
+#define BLK_F_RO 5
+#define BLK_F_BLK_SIZE 6
+#define BLK_F_FLUSH 9
+#define BLK_F_TOPOLOGY 10
+#define BLK_F_MQ 12
+#define BLK_F_DISCARD 13
+#define BLK_F_WRITE_ZEROES 14
+#define BIT(b) (1ULL << (b))
+
+/* Request types and status (5.2.6). */
+#define T_IN 0
+#define T_OUT 1
+#define T_FLUSH 4
+#define T_GET_ID 8
+#define T_DISCARD 11
+#define T_WRITE_ZEROES 13
+#define S_OK 0
+#define S_IOERR 1
+#define S_UNSUPP 2
+#define WZ_UNMAP 1
+
+/* Config layout (struct virtio_blk_config). */
+#define C_CAPACITY 0
+#define C_SEG_MAX 12
+#define C_BLK_SIZE 20
+#define C_PHYS_EXP 24
+#define C_MIN_IO 26
+#define C_OPT_IO 28
+#define C_NUM_QUEUES 34
+#define C_MAX_DISCARD_SECTORS 36
+#define C_MAX_DISCARD_SEG 40
+#define C_DISCARD_ALIGN 44
+#define C_MAX_WZ_SECTORS 48
+#define C_MAX_WZ_SEG 52
+#define C_WZ_MAY_UNMAP 56
+#define C_SIZE 60
+
+#define QUEUE_SIZE 256
+#define SEG_MAX (QUEUE_SIZE - 2)
+#define MAX_RANGES 32                 /* discard / write-zeroes segments per request */
+#define MAX_RANGE_SECTORS (1u << 22)  /* 2 GiB per segment */
+#define SECTOR 512ULL
+#define PCI_CLASS_STORAGE_SCSI 0x010000
+
+struct blk_hdr {
+	uint32_t type, ioprio;
+	uint64_t sector;
+};
+
+struct blk_range {
+	uint64_t sector;
+	uint32_t num_sectors, flags;
+};
+
+struct bq {
+	struct virtio_blk *blk;
+	unsigned index;
+	struct blk_queue *q;
+	struct event_handler done_h;
+	unsigned inflight;
+	bool dropping; /* reset in progress: complete without touching the ring */
+};
+
+struct vreq {
+	struct bq *bq;
+	uint16_t head;
+	uint8_t *status;
+	uint32_t written; /* bytes for the used ring */
+	unsigned pending;
+	bool failed, unsupported;
+	unsigned nreq;
+	struct blk_req *reqs;
+	unsigned iovcnt;
+	struct iovec iov[]; /* the data buffers */
+};
+
+struct virtio_blk {
+	struct virtio_dev vdev;
+	struct blk_dev *dev;
+	struct blk_info info;
+	char serial[VIRTIO_BLK_ID_BYTES];
+	unsigned nq;
+	struct bq q[VIRTIO_BLK_MAX_QUEUES];
+	struct virtq_elem elem;
+};
+
+static void complete(struct vreq *r)
+{
+	struct bq *bq = r->bq;
+	struct virtio_dev *vdev = &bq->blk->vdev;
+
+	if (!bq->dropping) {
+		*r->status = r->unsupported ? S_UNSUPP : r->failed ? S_IOERR : S_OK;
+		virtq_push(virtio_vq(vdev, bq->index), r->head, r->written + 1);
+		virtio_notify_queue(vdev, bq->index);
+	}
+	bq->inflight--;
+	free(r);
+}
+
+static void req_done(struct blk_req *req, int ret)
+{
+	struct vreq *r = req->opaque;
+
+	if (ret < 0) {
+		r->failed = true;
+		if (ret != -EROFS && ret != -EINVAL)
+			log_warn("%s: %s: request failed: %s", r->bq->blk->vdev.name,
+				 blk_dev_name(r->bq->blk->dev), strerror(-ret));
+	}
+	if (--r->pending == 0)
+		complete(r);
+}
+
+/* Whether [sector, +bytes) lies on the disk, without overflowing. */
+static bool range_ok(struct virtio_blk *b, uint64_t sector, uint64_t bytes)
+{
+	uint64_t cap = b->info.size;
+
+	return sector <= cap / SECTOR && bytes <= cap - sector * SECTOR;
+}
+
+static void submit(struct vreq *r, unsigned i, enum blk_op op, uint32_t flags, uint64_t off,
+		   uint64_t len)
+{
+	r->reqs[i] = (struct blk_req){
+		.op = op, .flags = flags, .offset = off, .len = len,
+		.iov = r->iov, .iovcnt = r->iovcnt, .done = req_done, .opaque = r,
+	};
+	r->pending++;
+	blk_queue_submit(r->bq->q, &r->reqs[i]);
+}
+
+/*
+ * DISCARD / WRITE_ZEROES: the out data is an array of ranges (5.2.6.2),
+ * copied once so the guest cannot change them between check and use.
+ */
+static void submit_ranges(struct virtio_blk *b, struct vreq *r, uint32_t type,
+			  const struct virtq_elem *e, unsigned nranges)
+{
+	struct blk_range rg[MAX_RANGES];
+	bool wz = type == T_WRITE_ZEROES;
+
+	if (wz ? !b->info.can_write_zeroes : !b->info.can_discard) {
+		r->unsupported = true;
+		return;
+	}
+	if (b->info.read_only) {
+		r->failed = true;
+		return;
+	}
+	virtio_iov_to_buf(e->iov, e->n_out, sizeof(struct blk_hdr), rg, nranges * sizeof(rg[0]));
+	for (unsigned i = 0; i < nranges; i++) {
+		if (rg[i].flags & ~(uint32_t)(wz ? WZ_UNMAP : 0)) {
+			log_guest("%s: range flags 0x%x", b->vdev.name, rg[i].flags);
+			r->unsupported = true;
+			return;
+		}
+		if (!rg[i].num_sectors || rg[i].num_sectors > MAX_RANGE_SECTORS ||
+		    !range_ok(b, rg[i].sector, rg[i].num_sectors * SECTOR)) {
+			log_guest("%s: range of %u sectors at %llu", b->vdev.name, rg[i].num_sectors,
+				  (unsigned long long)rg[i].sector);
+			r->failed = true;
+			return;
+		}
+	}
+	for (unsigned i = 0; i < nranges; i++)
+		submit(r, i, wz ? BLK_OP_WRITE_ZEROES : BLK_OP_DISCARD,
+		       wz && (rg[i].flags & WZ_UNMAP) ? BLK_REQ_UNMAP : 0, rg[i].sector * SECTOR,
+		       rg[i].num_sectors * SECTOR);
+}
+
+/* Splits the chain into header, data and status, then issues it. */
+static int handle(struct virtio_blk *b, struct bq *bq, struct virtq_elem *e)
+{
+	struct blk_hdr h;
+	struct vreq *r;
+	const struct iovec *last;
+	uint64_t out_data, in_data;
+	unsigned data_iovs, nranges = 0;
+
+	if (!e->n_in) {
+		log_guest("%s: request without a status byte", b->vdev.name);
+		return -EIO;
+	}
+	last = &e->iov[e->n_out + e->n_in - 1];
+	data_iovs = e->n_out + e->n_in;
+	r = calloc(1, sizeof(*r) + data_iovs * sizeof(struct iovec) +
+			      MAX_RANGES * sizeof(struct blk_req));
+	if (!r)
+		return -ENOMEM;
+	r->bq = bq;
+	r->head = e->head;
+	r->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	r->reqs = (struct blk_req *)&r->iov[data_iovs];
+	bq->inflight++;
+	r->pending = 1; /* held until every sub-request is submitted */
+	if (e->out_len < sizeof(h)) {
+		log_guest("%s: request header of %llu bytes", b->vdev.name,
+			  (unsigned long long)e->out_len);
+		r->failed = true;
+		goto out;
+	}
+	virtio_iov_to_buf(e->iov, e->n_out, 0, &h, sizeof(h));
+	out_data = e->out_len - sizeof(h);
+	in_data = e->in_len - 1;
+	switch (h.type) {
+	case T_IN:
+	case T_OUT: {
+		bool in = h.type == T_IN;
+		const struct iovec *src = in ? &e->iov[e->n_out] : e->iov;
+		unsigned cnt = in ? e->n_in : e->n_out;
+		size_t skip = in ? 0 : sizeof(h), left = in ? in_data : out_data;
+
+		if ((in ? out_data : in_data) || !left || left % SECTOR ||
+		    !range_ok(b, h.sector, left)) {
+			log_guest("%s: %s of %zu bytes at sector %llu (disk %llu bytes; %llu bytes "
+				  "the wrong way)", b->vdev.name, in ? "read" : "write", left,
+				  (unsigned long long)h.sector, (unsigned long long)b->info.size,
+				  (unsigned long long)(in ? out_data : in_data));
+			r->failed = true;
+			break;
+		}
+		if (!in && b->info.read_only) {
+			r->failed = true;
+			break;
+		}
+		/* Copy the data part of the iovecs, without header and status. */
+		for (unsigned i = 0; i < cnt && left; i++) {
+			size_t l = src[i].iov_len;
+			uint8_t *p = src[i].iov_base;
+
+			if (skip >= l) {
+				skip -= l;
+				continue;
+			}
+			p += skip;
+			l -= skip;
+			skip = 0;
+			l = MIN(l, left);
+			r->iov[r->iovcnt++] = (struct iovec){ .iov_base = p, .iov_len = l };
+			left -= l;
+		}
+		if (in)
+			r->written = (uint32_t)in_data;
+		submit(r, 0, in ? BLK_OP_READ : BLK_OP_WRITE, 0, h.sector * SECTOR, 0);
+		break;
+	}
+	case T_FLUSH:
+		submit(r, 0, BLK_OP_FLUSH, 0, 0, 0);
+		break;
+	case T_GET_ID: {
+		char id[VIRTIO_BLK_ID_BYTES];
+
+		memcpy(id, b->serial, sizeof(id));
+		r->written = (uint32_t)virtio_iov_from_buf(&e->iov[e->n_out], e->n_in, 0, id,
+						    MIN(in_data, sizeof(id)));
+		break;
+	}
+	case T_DISCARD:
+	case T_WRITE_ZEROES:
+		nranges = (unsigned)(out_data / sizeof(struct blk_range));
+		if (!nranges || out_data % sizeof(struct blk_range) || nranges > MAX_RANGES ||
+		    in_data) {
+			log_guest("%s: %llu bytes of ranges", b->vdev.name,
+				  (unsigned long long)out_data);
+			r->failed = true;
+			break;
+		}
+		submit_ranges(b, r, h.type, e, nranges);
+		break;
+	default:
+		r->unsupported = true;
+		break;
+	}
+out:
+	if (--r->pending == 0)
+		complete(r);
+	return 0;
+}
+
+static void process(struct virtio_blk *b, struct bq *bq)
+{
+	struct virtio_dev *vdev = &b->vdev;
+	struct virtq *vq = virtio_vq(vdev, bq->index);
+	int r = 0;
+
+	do {
+		virtq_disable_kicks(vq);
+		/* A guest re-posting heads in flight cannot make us hold more than a ring. */
+		while (bq->inflight < QUEUE_SIZE && (r = virtq_pop(vq, &b->elem)) > 0) {
+			r = handle(b, bq, &b->elem);
+			if (r == -ENOMEM)
+				virtq_unpop(vq, 1); /* try again on the next kick */
+			if (r < 0)
+				break;
+		}
+		if (r < 0)
+			break;
+	} while (virtq_enable_kicks(vq) && bq->inflight < QUEUE_SIZE);
+	blk_queue_kick(bq->q);
+	blk_queue_process(bq->q);
+	if (r == -EIO)
+		virtio_dev_error(vdev);
+}
+
+static void blk_kick(struct virtio_dev *vdev, unsigned q)
+{
+	struct virtio_blk *b = container_of(vdev, struct virtio_blk, vdev);
+
+	process(b, &b->q[q]);
+}
+
+static void completions(struct event_handler *h, uint32_t events)
+{
+	struct bq *bq = container_of(h, struct bq, done_h);
+	struct virtio_blk *b = bq->blk;
+	bool was_full;
+
+	pthread_mutex_lock(&b->vdev.lock);
+	was_full = bq->inflight >= QUEUE_SIZE;
+	blk_queue_process(bq->q);
+	if (was_full && bq->inflight < QUEUE_SIZE && virtio_dev_running(&b->vdev))
+		process(b, bq);
+	pthread_mutex_unlock(&b->vdev.lock);
+}
+
+static void blk_reset(struct virtio_dev *vdev)
+{
+	struct virtio_blk *b = container_of(vdev, struct virtio_blk, vdev);
+
+	/* The guest may reuse its memory after reset: finish everything first. */
+	for (unsigned i = 0; i < b->nq; i++) {
+		b->q[i].dropping = true;
+		blk_queue_drain(b->q[i].q);
+		b->q[i].dropping = false;
+	}
+}
+
+static const struct virtio_dev_ops blk_ops = {
+	.reset = blk_reset,
+	.queue_kick = blk_kick,
+};
+
+static void fill_config(struct virtio_blk *b)
+{
+	struct virtio_dev *v = &b->vdev;
+	uint32_t lbs = b->info.logical_block_size, pbs = b->info.physical_block_size;
+	unsigned exp = 0;
+
+	while (pbs > lbs && (lbs << (exp + 1)) <= pbs)
+		exp++;
+	virtio_config_put64(v, C_CAPACITY, b->info.size / SECTOR);
+	virtio_config_put32(v, C_SEG_MAX, SEG_MAX);
+	virtio_config_put32(v, C_BLK_SIZE, lbs);
+	v->config[C_PHYS_EXP] = (uint8_t)exp;
+	virtio_config_put16(v, C_MIN_IO, 1);
+	virtio_config_put32(v, C_OPT_IO, b->info.opt_io_size / lbs);
+	virtio_config_put16(v, C_NUM_QUEUES, (uint16_t)b->nq);
+	virtio_config_put32(v, C_MAX_DISCARD_SECTORS, MAX_RANGE_SECTORS);
+	virtio_config_put32(v, C_MAX_DISCARD_SEG, MAX_RANGES);
+	virtio_config_put32(v, C_DISCARD_ALIGN,
+			    MAX(b->info.discard_granularity, lbs) / (uint32_t)SECTOR);
+	virtio_config_put32(v, C_MAX_WZ_SECTORS, MAX_RANGE_SECTORS);
+	virtio_config_put32(v, C_MAX_WZ_SEG, MAX_RANGES);
+	v->config[C_WZ_MAY_UNMAP] = 1;
+}
+
+static void teardown(struct virtio_blk *b)
+{
+	for (unsigned i = 0; i < b->nq; i++) {
+		if (!b->q[i].q)
+			continue;
+		event_loop_del(b->vdev.loop, &b->q[i].done_h);
+		blk_queue_destroy(b->q[i].q);
+	}
+	blk_close(b->dev);
+	free(b);
+}
+
+struct virtio_blk *virtio_blk_create_dev(struct pci_host *pci, const struct guest_mem *mem,
+					 struct blk_dev *dev, enum blk_cache cache,
+					 const char *serial, unsigned queues,
+					 struct event_loop *loop)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	uint64_t f = BIT(BLK_F_SEG_MAX) | BIT(BLK_F_BLK_SIZE) | BIT(BLK_F_TOPOLOGY) | BIT(BLK_F_MQ);
+	int r = -EINVAL;
+
+	if (!b) {
+		blk_close(dev);
+		errno = ENOMEM;
+		return NULL;
+	}
+	b->dev = dev;
+	blk_get_info(dev, &b->info);
+	b->nq = MIN(MAX(queues, 1u), (unsigned)VIRTIO_BLK_MAX_QUEUES);
+	strncpy(b->serial, serial ? serial : "", sizeof(b->serial));
+	if (b->info.read_only)
+		f |= BIT(BLK_F_RO);
+	else
+		f |= (b->info.can_discard ? BIT(BLK_F_DISCARD) : 0) |
+		     (b->info.can_write_zeroes ? BIT(BLK_F_WRITE_ZEROES) : 0);
+	/* block.h: writethrough needs no flush; the others do. */
+	if (cache != BLK_CACHE_WRITETHROUGH)
+		f |= BIT(BLK_F_FLUSH);
+	if (!b->info.size || b->info.size % SECTOR || !b->info.logical_block_size)
+		goto fail;
+	r = virtio_dev_init(&b->vdev, pci, mem, &(struct virtio_dev_desc){
+		.name = "virtio-blk",
+		.device_id = VIRTIO_ID_BLOCK,
+		.class_code = PCI_CLASS_STORAGE_SCSI,
+		.features = f,
+		.num_queues = b->nq,
+		.queue_max_size = QUEUE_SIZE,
+		.config_size = C_SIZE,
+		.ops = &blk_ops,
+	}, loop);
+	if (r < 0)
+		goto fail;
+	for (unsigned i = 0; i < b->nq; i++) {
+		struct bq *bq = &b->q[i];
+
+		bq->blk = b;
+		bq->index = i;
+		r = blk_queue_create(dev, QUEUE_SIZE, &bq->q);
+		if (r < 0)
+			goto fail_dev;
+		bq->done_h = (struct event_handler){ .fd = blk_queue_fd(bq->q), .cb = completions };
+		r = event_loop_add(b->vdev.loop, &bq->done_h, EPOLLIN);
+		if (r < 0)
+			goto fail_dev;
+	}
+	fill_config(b);
+	r = virtio_dev_start(&b->vdev);
+	if (r < 0)
+		goto fail_dev;
+	return b;
+fail_dev:
+	virtio_dev_uninit(&b->vdev);
+fail:
+	teardown(b);
+	errno = -r;
+	return NULL;
+}
+
+struct virtio_blk *virtio_blk_create(struct pci_host *pci, const struct guest_mem *mem,
+				     const struct virtio_blk_opts *opts, unsigned default_queues,
+				     struct event_loop *loop, char *err, size_t errlen)
+{
+	struct blk_open_opts oo = {
+		.path = opts->path, .format = opts->format, .read_only = opts->read_only,
+		.cache = opts->cache, .aio = opts->aio,
+	};
+	struct virtio_blk *b;
+	struct blk_dev *dev;
+	int r = blk_open(&oo, &dev, err, errlen);
+
+	if (r < 0)
+		return NULL;
+	b = virtio_blk_create_dev(pci, mem, dev, opts->cache, opts->serial,
+				  opts->queues ? opts->queues : default_queues, loop);
+	if (!b)
+		snprintf(err, errlen, "--disk %s: cannot create the device: %s", opts->path,
+			 strerror(errno));
+	return b;
+}
+
+void virtio_blk_destroy(struct virtio_blk *b)
+{
+	if (!b)
+		return;
+	virtio_dev_uninit(&b->vdev); /* resets: drains every queue */
+	teardown(b);
+}
+
+struct parse_ctx {
+	struct virtio_blk_opts *o;
+	bool have_path;
+};
+
+static int blk_opt(void *ctx, const char *key, const char *val, char *err, size_t errlen)
+{
+	struct parse_ctx *c = ctx;
+	struct virtio_blk_opts *o = c->o;
+	uint64_t n;
+	int b;
+
+	if (!strcmp(key, "path")) {
+		if (strlen(val) >= sizeof(o->path))
+			goto bad;
+		snprintf(o->path, sizeof(o->path), "%s", val);
+		c->have_path = true;
+	} else if (!strcmp(key, "readonly")) {
+		if (opts_bool(val, &b) < 0)
+			goto bad;
+		o->read_only = b;
+	} else if (!strcmp(key, "cache")) {
+		if (blk_cache_parse(val, &o->cache) < 0 || o->cache == BLK_CACHE_UNSAFE)
+			goto bad;
+	} else if (!strcmp(key, "aio")) {
+		if (blk_aio_parse(val, &o->aio) < 0)
+			goto bad;
+	} else if (!strcmp(key, "format")) {
+		if (blk_format_parse(val, &o->format) < 0)
+			goto bad;
+	} else if (!strcmp(key, "serial")) {
+		if (strlen(val) > VIRTIO_BLK_ID_BYTES)
+			goto bad;
+		snprintf(o->serial, sizeof(o->serial), "%s", val);
+	} else if (!strcmp(key, "queues")) {
+		if (parse_u64(val, VIRTIO_BLK_MAX_QUEUES, &n) < 0 || !n)
+			goto bad;
+		o->queues = (unsigned)n;
+	} else {
+		snprintf(err, errlen,
+			 "--disk: unknown key '%s' (path, readonly, cache, aio, serial, format, queues)",
+			 key);
+		return -EINVAL;
+	}
+	return 0;
+bad:
+	if (!strcmp(key, "cache"))
+		snprintf(err, errlen, "--disk: cache '%s' is not none, writethrough or writeback", val);
+	else if (!strcmp(key, "aio"))
+		snprintf(err, errlen, "--disk: aio '%s' is not io_uring, threads or sync", val);
+	else if (!strcmp(key, "format"))
+		snprintf(err, errlen, "--disk: format '%s' is not raw or qcow2", val);
+	else if (!strcmp(key, "serial"))
+		snprintf(err, errlen, "--disk: serial '%s' is longer than %d characters", val,
+			 VIRTIO_BLK_ID_BYTES);
+	else if (!strcmp(key, "queues"))
+		snprintf(err, errlen, "--disk: queues '%s' is not a number from 1 to %d", val,
+			 VIRTIO_BLK_MAX_QUEUES);
+	else if (!strcmp(key, "readonly"))
+		snprintf(err, errlen, "--disk: readonly '%s' is not on or off", val);
+	else
+		snprintf(err, errlen, "--disk: %s '%s' is too long", key, val);
+	return -EINVAL;
+}
+
+int virtio_blk_parse(const char *s, struct virtio_blk_opts *opts, char *err, size_t errlen)
+{
+	struct parse_ctx c = { .o = opts };
+	int r;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->cache = BLK_CACHE_WRITEBACK;
+	opts->aio = BLK_AIO_IO_URING;
+	opts->format = BLK_FORMAT_RAW;
+	r = opts_parse("--disk", s, blk_opt, &c, err, errlen);
+	if (!r && !c.have_path) {
+		snprintf(err, errlen, "--disk: path=FILE is required");
+		r = -EINVAL;
+	}
+	return r;
+}
