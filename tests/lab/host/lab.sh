@@ -1,0 +1,223 @@
+# SPDX-License-Identifier: Apache-2.0
+# Helpers for the host-side part of a lab scenario (busybox sh). Sourced by
+# run-scenarios, which runs each scenario in its own process group with
+# these variables set:
+#   LAB_DIR       the lab tree (/lab in the emulated host; a work dir in
+#                 direct mode): bin/, guest/vmlinuz, guest/initrd, scenarios/
+#   LAB_SCENARIO  the scenario's name        LAB_WORK  its scratch dir
+#   LAB_VMM       keel | qemu-microvm | qemu-q35 (tests/lab/run --vmm)
+# Results travel as marked lines on stdout (the emulated host's serial
+# console), parsed by tests/lab/run; see tests/lab/README.md.
+
+# --- results -----------------------------------------------------------
+lab_pass() {
+	echo PASS >"$LAB_WORK/result"
+	exit 0
+}
+
+lab_fail() {
+	echo "FAIL: $*" >"$LAB_WORK/result"
+	vmm_kill
+	exit 1
+}
+
+# lab_figure KEY VALUE UNIT: a measurement for bench/run.
+lab_figure() {
+	echo "KEEL-LAB: FIGURE $LAB_SCENARIO $1 $2 $3"
+}
+
+lab_note() {
+	echo "KEEL-LAB: NOTE $LAB_SCENARIO $*"
+}
+
+# --- starting a VMM ----------------------------------------------------
+# vmm_start VMM GUEST CPUS MEM_MIB [--no-reboot] [--quiet] [--raw]
+# Starts VMM (keel, qemu-microvm, qemu-q35) booting the lab's guest kernel
+# and initramfs, with the guest init running scenarios/GUEST.guest. Its
+# console (stdout and stderr) is timestamped line by line (lab_stamp) into
+# $VMM_LOG and echoed to our stdout; its
+# stdin is a fifo that vmm_type writes to. The first log line, "VMM-START",
+# is stamped just before the VMM is started. Sets VMM_PID. --quiet adds
+# "quiet" to the guest's command line; --raw logs and echoes the console
+# without timestamps (make demo, where a person reads it).
+vmm_start() {
+	_vmm=$1 _guest=$2 _cpus=$3 _mem=$4
+	shift 4
+	_noreboot="" _quiet="" _stamp=lab_stamp
+	for _a in "$@"; do
+		case "$_a" in
+		--no-reboot) _noreboot=1 ;;
+		--quiet) _quiet=1 ;;
+		--raw) _stamp=cat ;;
+		*) lab_fail "vmm_start: unknown option $_a" ;;
+		esac
+	done
+	_cmdline="console=ttyS0 keel.scenario=$_guest"
+	[ -n "$_quiet" ] && _cmdline="$_cmdline quiet"
+	# tests/lab/run --guest-cmdline / --keel-args, for debugging.
+	[ -n "${LAB_GUEST_APPEND:-}" ] && _cmdline="$_cmdline $LAB_GUEST_APPEND"
+	VMM_NAME=$_vmm
+	VMM_LOG=$LAB_WORK/console.log
+	VMM_RC=""
+	rm -f "$LAB_WORK/in" "$LAB_WORK/out" "$VMM_LOG"
+	mkfifo "$LAB_WORK/in" "$LAB_WORK/out"
+	$_stamp <"$LAB_WORK/out" | tee "$VMM_LOG" &
+	VMM_READER=$!
+	exec 4>"$LAB_WORK/out"
+	# Read-write so opening never blocks and the VMM never sees EOF.
+	exec 3<>"$LAB_WORK/in"
+	echo "VMM-START $_vmm cpus=$_cpus memory=${_mem}M" >&4
+	case "$_vmm" in
+	keel)
+		[ -x "$LAB_DIR/bin/keel-vmm" ] || lab_fail "no keel-vmm in the lab (build it first)"
+		"$LAB_DIR/bin/keel-vmm" --kernel "$LAB_DIR/guest/vmlinuz" \
+			--initrd "$LAB_DIR/guest/initrd" --cmdline "$_cmdline" \
+			--cpus "$_cpus" --memory "${_mem}M" --console stdio \
+			${_noreboot:+--no-reboot} ${LAB_KEEL_ARGS:-} <&3 >&4 2>&4 &
+		;;
+	qemu-microvm | qemu-q35)
+		command -v qemu-system-x86_64 >/dev/null ||
+			lab_fail "QEMU is not in this lab image (scenario needs '# needs: qemu')"
+		# microvm leaves its CMOS RTC out under KVM unless asked; keel-vmm
+		# has one, and without it the guest's rtc_cmos probe stalls ~4 s
+		# and its date comes only from kvmclock.
+		_machine=${_vmm#qemu-}
+		[ "$_machine" = microvm ] && _machine=microvm,rtc=on
+		"qemu-system-x86_64" -M "$_machine" -accel kvm -cpu host \
+			-smp "$_cpus" -m "$_mem" -nodefaults -no-user-config \
+			-display none -serial stdio \
+			-kernel "$LAB_DIR/guest/vmlinuz" -initrd "$LAB_DIR/guest/initrd" \
+			-append "$_cmdline" ${_noreboot:+-no-reboot} <&3 >&4 2>&4 &
+		;;
+	*) lab_fail "unknown VMM '$_vmm' (keel, qemu-microvm, qemu-q35)" ;;
+	esac
+	VMM_PID=$!
+	exec 4>&-
+}
+
+# lab_stamp: copies stdin to stdout a line at a time (flushed, so watchers
+# see each line at once), each prefixed by the time it was read: epoch
+# seconds with 10 ms resolution, from /proc/uptime against one date(1)
+# taken at start (busybox ts and date have no better clock and ts buffers).
+lab_stamp() {
+	awk -v epoch="$(date +%s)" '
+	function now(  u) { getline u <"/proc/uptime"; close("/proc/uptime"); split(u, a, " "); return a[1] }
+	BEGIN { up0 = now() }
+	{ printf "%.2f %s\n", epoch + now() - up0, $0; fflush() }'
+}
+
+# vmm_type TEXT: one line typed on the VMM's console.
+vmm_type() {
+	printf '%s\n' "$*" >&3
+}
+
+# vmm_wait SECONDS: waits for the VMM to exit; sets VMM_RC. Fails (1) on
+# timeout, leaving the VMM running.
+vmm_wait() {
+	_limit=$(($1 * 5))
+	while [ "$_limit" -gt 0 ] && kill -0 "$VMM_PID" 2>/dev/null &&
+		! _vmm_zombie; do
+		sleep 0.2
+		_limit=$((_limit - 1))
+	done
+	if kill -0 "$VMM_PID" 2>/dev/null && ! _vmm_zombie; then
+		return 1
+	fi
+	wait "$VMM_PID"
+	VMM_RC=$?
+	wait "$VMM_READER" 2>/dev/null
+	exec 3>&-
+	return 0
+}
+
+_vmm_zombie() {
+	[ "$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' /proc/"$VMM_PID"/status 2>/dev/null)" = Z ]
+}
+
+vmm_kill() {
+	[ -n "${VMM_PID:-}" ] || return 0
+	[ -z "$VMM_RC" ] || return 0
+	kill -KILL "$VMM_PID" 2>/dev/null
+	wait "$VMM_PID" 2>/dev/null
+	VMM_RC=killed
+}
+
+# vmm_expect_exit SECONDS CODE: the VMM must end by itself within SECONDS
+# with exit code CODE.
+vmm_expect_exit() {
+	vmm_wait "$1" || lab_fail "$VMM_NAME still running ${1}s after $2"
+	[ "$VMM_RC" = "$3" ] || lab_fail "$VMM_NAME exited $VMM_RC after $2, expected $3"
+}
+
+# --- watching the console ----------------------------------------------
+# lab_wait PATTERN SECONDS [COUNT]: waits until COUNT (default 1) console
+# lines match the grep -E PATTERN. Returns 1 early, with the reason in
+# LAB_WHY, if the VMM exits or the guest kernel panics.
+lab_wait() {
+	_pat=$1 _count=${3:-1}
+	_limit=$(($2 * 5))
+	LAB_WHY=""
+	while :; do
+		_n=$(grep -cE "$_pat" "$VMM_LOG" 2>/dev/null)
+		[ "${_n:-0}" -ge "$_count" ] && return 0
+		if grep -qE 'Kernel panic|KVM internal error' "$VMM_LOG" 2>/dev/null; then
+			LAB_WHY="guest failure: $(grep -m1 -oE '(Kernel panic|KVM internal error).*' "$VMM_LOG" | cut -c1-120)"
+			return 1
+		fi
+		if ! kill -0 "$VMM_PID" 2>/dev/null || _vmm_zombie; then
+			vmm_wait 1
+			LAB_WHY="$VMM_NAME exited with $VMM_RC before '$_pat' (#$_count)"
+			return 1
+		fi
+		if [ "$_limit" -le 0 ]; then
+			LAB_WHY="no '$_pat' (#$_count) within ${2}s"
+			return 1
+		fi
+		sleep 0.2
+		_limit=$((_limit - 1))
+	done
+}
+
+# lab_expect PATTERN SECONDS [COUNT]: lab_wait or fail the scenario.
+lab_expect() {
+	lab_wait "$@" || lab_fail "$LAB_WHY"
+}
+
+# guest_value KEY: the value of the last "KEEL-GUEST: KEY=VALUE" line.
+guest_value() {
+	sed -n "s/^[0-9.]* KEEL-GUEST: $1=//p" "$VMM_LOG" | tail -n 1 | tr -d '\r'
+}
+
+# line_time PATTERN [N]: host timestamp (epoch s.us) of the Nth line matching
+# the grep -E PATTERN.
+line_time() {
+	grep -E "$1" "$VMM_LOG" | sed -n "${2:-1}p" | cut -d' ' -f1
+}
+
+# smaps_private_kb PID EXCLUDE: private resident kB (Private_Clean +
+# Private_Dirty) of PID's mappings, skipping the guest RAM mapping: the one
+# whose smaps header contains EXCLUDE, or when EXCLUDE is "size:KB" the
+# largest mapping of at least KB kB. Prints "TOTAL ANON EXCLUDED": ANON is
+# the part in mappings without a file (heap, stacks, anonymous mmap);
+# TOTAL is -1 when no mapping matched EXCLUDE.
+smaps_private_kb() {
+	awk -v excl="$2" '
+	function flush() { if (name != "") { n++; nm[n] = name; sz[n] = size; pv[n] = priv; an[n] = anon } }
+	/^[0-9a-f]+-[0-9a-f]+ / { flush(); name = $0; anon = ($5 == 0); size = 0; priv = 0; next }
+	/^Size:/ { size = $2 }
+	/^Private_(Clean|Dirty):/ { priv += $2 }
+	END {
+		flush()
+		skip = 0
+		if (excl ~ /^size:/) {
+			min = substr(excl, 6) + 0
+			for (i = 1; i <= n; i++)
+				if (sz[i] >= min && (skip == 0 || sz[i] > sz[skip])) skip = i
+		} else {
+			for (i = 1; i <= n; i++) if (index(nm[i], excl)) skip = i
+		}
+		total = 0; anontotal = 0
+		for (i = 1; i <= n; i++) if (i != skip) { total += pv[i]; if (an[i]) anontotal += pv[i] }
+		print (skip ? total : -1), anontotal, (skip ? pv[skip] : 0)
+	}' /proc/"$1"/smaps
+}

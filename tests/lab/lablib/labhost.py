@@ -1,0 +1,314 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Runs a plan of scenarios: in an emulated AMD-V host (QEMU TCG with
+-cpu EPYC,+svm,+npt, the default on machines without hardware
+virtualization) or directly on a machine whose /dev/kvm is backed by VT-x or
+AMD-V. Either way host/run-scenarios runs the scenarios and its output is
+parsed here the same way."""
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+from . import assets
+from .assets import LAB, ROOT, log
+
+LOGS = os.path.join(ROOT, "build", "lab", "logs")
+WORK = os.path.join(ROOT, "build", "lab", "work")
+MARK = "KEEL-LAB: "
+HOST_BOOT_SECONDS = 180  # emulated host kernel + KVM modules, generous for a loaded machine
+HOST_SLACK_SECONDS = 60  # past a scenario's own timeout before the host is called hung
+CLOCK_SKEW_MAX = 60
+RESTARTS = 2  # fresh lab hosts after one died or hung, per run
+# EPYC features TCG cannot emulate: QEMU drops them anyway, with a warning
+# each; asking without them keeps the logs (and make demo) quiet.
+TCG_MISSING = ",".join("-" + f for f in (
+    "rdseed", "sha-ni", "fxsr-opt", "misalignsse", "3dnowprefetch", "osvw",
+    "topoext", "nrip-save", "xsavec"))
+
+
+def hardware_virt():
+    """(True, why) when /dev/kvm is backed by VT-x/AMD-V; quick, no boot."""
+    forced = os.environ.get("KEEL_LAB_MODE")
+    if forced in ("emulated", "direct"):
+        return forced == "direct", f"KEEL_LAB_MODE={forced}"
+    if os.path.exists("/sys/module/kvm_pvm"):
+        return False, "/dev/kvm is kvm_pvm, a software hypervisor that cannot boot Linux"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l for l in f if l.startswith("flags")), "").split()
+    except OSError:
+        flags = []
+    if "vmx" not in flags and "svm" not in flags:
+        return False, "the CPU shows no vmx/svm"
+    mod = next((m for m in ("kvm_intel", "kvm_amd") if os.path.exists(f"/sys/module/{m}")), None)
+    if not mod:
+        return False, "neither kvm_intel nor kvm_amd is loaded"
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError as e:
+        return False, f"/dev/kvm: {e.strerror}"
+    return True, f"{mod} with {'vmx' if 'vmx' in flags else 'svm'}"
+
+
+class Results:
+    def __init__(self, names):
+        self.names = list(names)
+        self.status = {}  # name -> (passed, reason)
+        self.figures = []  # (scenario, key, value, unit)
+        self.notes = []
+        self.host_date = None
+
+    def fail_rest(self, reason):
+        for n in self.names:
+            self.status.setdefault(n, (False, reason))
+
+
+class Run:
+    """One boot of the lab (emulated host or direct) over a plan."""
+
+    def __init__(self, scenarios, vmm, verbose=False, keep=False, demo=False, timeout=None,
+                 extra_env=None):
+        self.scenarios = scenarios
+        self.vmm = vmm
+        self.verbose = verbose
+        self.keep = keep
+        self.demo = demo
+        self.timeout = timeout
+        # Variables for the scenarios (they travel in /lab/env).
+        self.extra_env = dict(extra_env or {}, LAB_VMM=vmm)
+        self.results = Results(s.name for s in scenarios)
+        self.seen_logs = set()
+
+    def _timeout(self, s):
+        return self.timeout or s.timeout
+
+    def _plan(self):
+        return "".join(f"{s.name} {self._timeout(s)}\n" for s in self.scenarios)
+
+    def _binaries(self):
+        bins = {}
+        for name in assets.PROJECT_BINARIES:
+            path = assets.find_binary(name)
+            if path:
+                bins[name] = path
+        return bins
+
+    def _env_file(self):
+        return "".join(f"{k}='{v}'\n" for k, v in sorted(self.extra_env.items()))
+
+    # --- emulated host -----------------------------------------------------
+    def _emulated_cmd(self, k):
+        guest = assets.guest_image(k, self.scenarios)
+        layers = [assets.host_base_image(k),
+                  assets.payload_image(self._plan(), self._env_file(), guest,
+                                       self.scenarios, self._binaries())]
+        if self.vmm.startswith("qemu") or any("qemu" in s.needs for s in self.scenarios):
+            layers.append(assets.qemu_image())
+        os.makedirs(WORK, exist_ok=True)
+        initrd = os.path.join(WORK, "host-initrd.cpio")
+        with open(initrd, "wb") as out:
+            for layer in layers:
+                with open(layer, "rb") as f:
+                    shutil.copyfileobj(f, out)
+        return ["qemu-system-x86_64", "-M", "q35", "-accel", "tcg,thread=multi",
+                "-cpu", "EPYC,+svm,+npt," + TCG_MISSING, "-smp", "2", "-m", "3072",
+                "-nic", "none",
+                # The host's RTC follows this machine's clock (UTC), so the
+                # emulated host's and its guests' dates are real dates.
+                "-rtc", "base=utc,clock=host",
+                "-kernel", k.vmlinuz, "-initrd", initrd,
+                "-append", "console=ttyS0 quiet panic=-1",
+                "-nographic", "-no-reboot"]
+
+    # --- direct on hardware virtualization ---------------------------------
+    def _direct_cmd(self, k):
+        d = os.path.join(WORK, "direct")
+        shutil.rmtree(d, ignore_errors=True)
+        for sub in ("bin", "guest", "scenarios", "lib", "busybox"):
+            os.makedirs(os.path.join(d, sub))
+        os.symlink(k.vmlinuz, os.path.join(d, "guest", "vmlinuz"))
+        os.symlink(assets.guest_image(k, self.scenarios), os.path.join(d, "guest", "initrd"))
+        for s in self.scenarios:
+            for path in s.host_files():
+                shutil.copy(path, os.path.join(d, "scenarios"))
+        for name in ("lab.sh", "run-scenarios"):
+            shutil.copy(os.path.join(LAB, "host", name), os.path.join(d, "lib"))
+        for name, path in self._binaries().items():
+            os.symlink(path, os.path.join(d, "bin", name))
+        # The scenarios are written for busybox: give them its applets first.
+        for applet in subprocess.run([assets.BUSYBOX, "--list"], capture_output=True,
+                                     text=True, check=True).stdout.split():
+            os.symlink(assets.BUSYBOX, os.path.join(d, "busybox", applet))
+        with open(os.path.join(d, "plan"), "w") as f:
+            f.write(self._plan())
+        self.env = dict(os.environ, **self.extra_env, LAB_DIR=d,
+                        LAB_TMP=os.path.join(d, "tmp"),
+                        PATH=os.path.join(d, "busybox") + ":" + os.environ.get("PATH", ""))
+        return [assets.BUSYBOX, "sh", os.path.join(d, "lib", "run-scenarios"),
+                os.path.join(d, "plan")]
+
+    def start(self, direct):
+        k = assets.kernel()
+        self.env = None
+        cmd = self._direct_cmd(k) if direct else self._emulated_cmd(k)
+        self.direct = direct
+        os.makedirs(LOGS, exist_ok=True)
+        return subprocess.Popen(cmd, stdin=None if self.demo else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=self.env, start_new_session=not self.demo)
+
+    def run(self, direct):
+        """Runs every scenario; when the lab host dies or hangs in one, the
+        rest get a fresh host (at most RESTARTS times). A scenario during
+        which the emulated host's kernel died is run once more: nested SVM
+        under TCG occasionally crashes the emulated host (a "stack guard
+        page was hit" panic in the VMM's context, seen with QEMU as the
+        VMM too), which says nothing about the VMM under test."""
+        todo = list(self.scenarios)
+        retried = set()
+        for attempt in range(RESTARTS + 1):
+            self.scenarios = todo
+            self.died_in = None
+            trouble = self._run_once(direct)
+            if self.died_in and self.died_in not in retried:
+                retried.add(self.died_in)
+                del self.results.status[self.died_in]
+                log(f"the emulated host died in {self.died_in}; running it again once")
+            todo = [s for s in todo if s.name not in self.results.status]
+            if not trouble or not todo:
+                break
+            if attempt < RESTARTS:
+                log(f"{trouble}; a fresh lab host for the {len(todo)} scenario(s) left")
+            else:
+                self.results.fail_rest(f"not run: {trouble}")
+        return self.results
+
+    def _run_once(self, direct):
+        """One boot; returns None, or what went wrong with the lab host."""
+        try:
+            proc = self.start(direct)
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+            self.results.fail_rest(f"lab set-up failed: {e}")
+            return None
+        lines = queue.Queue()
+
+        def reader():
+            for raw in iter(proc.stdout.readline, b""):
+                lines.put(raw)
+            lines.put(None)
+
+        threading.Thread(target=reader, daemon=True).start()
+        try:
+            return self._watch(proc, lines)
+        finally:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, 9) if not self.demo else proc.kill()
+                except OSError:
+                    proc.kill()
+            proc.wait()
+            for f in self.logs.values():
+                f.close()
+
+    def _log(self, name):
+        if name not in self.logs:
+            # Appended to when a fresh lab host continues this run.
+            mode = "ab" if name in self.seen_logs else "wb"
+            self.seen_logs.add(name)
+            self.logs[name] = open(os.path.join(LOGS, f"{name}.log"), mode)
+        return self.logs[name]
+
+    def _watch(self, proc, lines):
+        r = self.results
+        self.logs = {}
+        current = "host"
+        self._log("host")
+        deadline = time.monotonic() + (5 if self.direct else HOST_BOOT_SECONDS)
+        started = self.direct
+        byname = {s.name: s for s in self.scenarios}
+        while True:
+            try:
+                raw = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raw = ""
+            if raw is None:  # the host (or direct runner) ended
+                proc.wait()
+                if current != "host" and current not in r.status:
+                    r.status[current] = (False, f"lab host died during it (exit {proc.returncode}; "
+                                         f"log: {self._path(current)})")
+                    if not self.direct:
+                        self.died_in = current
+                if current != "host":
+                    return f"lab host died in {current}"
+                return f"lab host ended early (exit {proc.returncode}; log: {self._path('host')})"
+            if raw == "" or time.monotonic() > deadline:
+                if time.monotonic() < deadline:
+                    continue
+                if not started:
+                    r.fail_rest(f"not run: emulated host did not come up in {HOST_BOOT_SECONDS}s "
+                                f"(log: {self._path('host')})")
+                    return None
+                if current == "host":
+                    return "lab host hung between scenarios"
+                t = self._timeout(byname[current])
+                r.status[current] = (False, f"timeout after {t}s (log: {self._path(current)})")
+                return f"host hung in {current}"
+            self._log(current).write(raw)
+            self._log(current).flush()
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            mark = line.find(MARK)
+            # The demo shows the VM, not the lab host's firmware and boot.
+            if self.verbose or (self.demo and mark < 0 and current != "host"):
+                sys.stdout.write(line + "\n") if self.demo else sys.stderr.write(line + "\n")
+                (sys.stdout if self.demo else sys.stderr).flush()
+            if mark < 0:
+                continue
+            words = line[mark + len(MARK):].split(" ", 2)
+            kind = words[0]
+            if kind == "HOST-UP":
+                started = True
+                self._check_host_clock(line)
+            elif kind == "HOST-FAIL":
+                r.fail_rest("emulated host: " + line[mark + len(MARK) + 10:])
+                return None
+            elif kind == "BEGIN" and len(words) > 1 and words[1] in byname:
+                current = words[1]
+                started = True
+                deadline = time.monotonic() + self._timeout(byname[current]) + HOST_SLACK_SECONDS
+            elif kind in ("PASS", "FAIL") and len(words) > 1:
+                name = words[1].rstrip(":")
+                reason = words[2] if len(words) > 2 else ""
+                if kind == "FAIL":
+                    reason = f"{reason} (log: {self._path(name)})"
+                r.status[name] = (kind == "PASS", reason)
+            elif kind == "END":
+                current = "host"
+                deadline = time.monotonic() + HOST_SLACK_SECONDS
+            elif kind == "FIGURE" and len(words) > 2:
+                f = words[2].split()
+                if len(f) == 3:
+                    r.figures.append((words[1], f[0], float(f[1]), f[2]))
+            elif kind == "NOTE":
+                r.notes.append(line[mark + len(MARK) + 5:])
+            elif kind == "DONE":
+                r.fail_rest("not run: the lab host skipped it")
+                return None
+
+    def _check_host_clock(self, line):
+        for w in line.split():
+            if w.startswith("date="):
+                skew = int(w[5:]) - time.time()
+                self.results.host_date = int(w[5:])
+                if abs(skew) > CLOCK_SKEW_MAX:
+                    log(f"warning: emulated host clock is {skew:.0f}s off this machine's")
+
+    @staticmethod
+    def _path(name):
+        return os.path.relpath(os.path.join(LOGS, f"{name}.log"), ROOT)
+
+
+def clean_work():
+    shutil.rmtree(WORK, ignore_errors=True)
