@@ -184,7 +184,12 @@ int cpu_state_save(struct vcpu *v, const struct cpu_msr_list *msrs, struct state
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	cpuid->nent = MAX_CPUID_ENTRIES;
+	/*
+	 * Exactly as many entries as we set: 6.1 kernels leave nent untouched
+	 * on success (so a larger buffer would save stale zeros), newer ones
+	 * only report the count on success.
+	 */
+	cpuid->nent = v->cpuid_nent;
 	if (ioctl(v->fd, xs > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave) < 0) {
 		r = fail(err, errlen, v, "KVM_GET_XSAVE");
 		goto out;
@@ -334,6 +339,7 @@ int cpu_state_load(struct vcpu *v, struct state_reader *rd, char *err, size_t er
 		r = fail(err, errlen, v, "KVM_SET_CPUID2 (the snapshot's CPU features)");
 		goto out;
 	}
+	v->cpuid_nent = nent;
 	cur_khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 	if (tsc_khz && cur_khz > 0 && (uint32_t)cur_khz != tsc_khz &&
 	    ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)tsc_khz) < 0)

@@ -74,6 +74,7 @@ static int set_cpuid(struct vcpu *v, char *err, size_t errlen)
 		r = n;
 	} else {
 		c->nent = (uint32_t)n;
+		v->cpuid_nent = (unsigned)n;
 		if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0) {
 			r = -errno;
 			snprintf(err, errlen, "vCPU %u: KVM_SET_CPUID2 failed: %s", v->index, strerror(errno));

@@ -87,6 +87,7 @@ struct vcpu {
 	bool thread_started;
 	atomic_bool stop;
 	atomic_bool pause;
+	unsigned cpuid_nent; /* entries given to KVM_SET_CPUID2 (KVM_GET_CPUID2 needs the count) */
 	bool parked;  /* under env->park.lock */
 	bool ended;   /* under env->park.lock: the thread left its loop */
 	struct vcpu_stats stats;
