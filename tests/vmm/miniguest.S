@@ -20,6 +20,8 @@
  *      (pause, snapshot and migration tests watch it stop and go on)
  *   b  enable the ACPI power button, print "armed", poll PM1 status until
  *      it is pressed, print "power button", power off
+ *   w  print '.' on COM1 as fast as it goes, forever (restore latency: the
+ *      first byte after a restore marks the guest running again)
  *   m  dirty memory: pass N writes N into every 4 KiB page of 16 MiB at
  *      32 MiB, then reads every page back and prints "pass N ok" (or
  *      "pass N BAD" at the first page that does not hold N), forever
@@ -95,6 +97,8 @@ startup_64:
 	je power_button
 	cmp $'m', %al
 	je dirty_memory
+	cmp $'w', %al
+	je dots
 	lea msg_unknown(%rip), %rsi
 	call puts
 	jmp poweroff
@@ -213,6 +217,11 @@ dirty_memory:
 	call puts
 	inc %r12
 	jmp 1b
+
+dots:
+	mov $'.', %al
+	call putc
+	jmp dots
 
 power_button:
 	mov $0x602, %dx                 /* PM1 enable: PWRBTN_EN */
