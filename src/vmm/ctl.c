@@ -35,6 +35,10 @@ static void usage(FILE *f)
 		"  stop                  stop the VM at once; keel-vmm exits 0\n"
 		"  stats vcpus           per-vCPU exits by reason and handling times\n"
 		"  stats devices         per-device counters\n"
+		"  snapshot DIR          save the VM into DIR (restore with keel-vmm --restore DIR)\n"
+		"  migrate tcp:HOST:PORT [MAX_DOWNTIME_MS]   live-migrate to a keel-vmm --incoming\n"
+		"  migration             the migration's progress or outcome\n"
+		"  migrate-cancel        cancel it before the switch-over\n"
 		"  request METHOD PATH [JSON]   any API call; prints the JSON reply\n"
 		"\n"
 		"Options: --json prints the API's JSON reply as it came; --timeout (default\n"
@@ -153,6 +157,12 @@ static void print_state(json_object *o)
 	printf("state: %s\n", str(o, "state"));
 }
 
+static void print_members(json_object *o)
+{
+	json_object_object_foreach(o, k, v)
+		printf("%s: %s\n", k, v ? json_object_get_string(v) : "-");
+}
+
 static const struct {
 	const char *name;
 	const char *method;
@@ -165,7 +175,19 @@ static const struct {
 	{ "power-button", "POST", "/v1/vm/power-button", print_state },
 	{ "reset", "POST", "/v1/vm/reset", print_state },
 	{ "stop", "POST", "/v1/vm/stop", print_state },
+	{ "migration", "GET", "/v1/vm/migration", print_members },
+	{ "migrate-cancel", "POST", "/v1/vm/migration/cancel", print_members },
 };
+
+/* A JSON body built with json-c, so paths and URIs are escaped right. */
+static int call_with(struct ctl *c, const char *method, const char *path, json_object *body,
+		     void (*print)(json_object *))
+{
+	int rc = call(c, method, path, json_object_to_json_string(body), print);
+
+	json_object_put(body);
+	return rc;
+}
 
 static int PRINTF_LIKE(1, 2) bad_usage(const char *fmt, ...)
 {
@@ -196,6 +218,29 @@ static int run_command(struct ctl *c, int argc, char **argv)
 		if (argc == 2 && !strcmp(argv[1], "devices"))
 			return call(c, "GET", "/v1/vm/stats/devices", NULL, print_devices);
 		return bad_usage("%s: use 'stats vcpus' or 'stats devices'", cmd);
+	}
+	if (!strcmp(cmd, "snapshot")) {
+		json_object *b = json_object_new_object();
+
+		if (argc != 2) {
+			json_object_put(b);
+			return bad_usage("%s: give the snapshot's directory", cmd);
+		}
+		json_object_object_add(b, "path", json_object_new_string(argv[1]));
+		return call_with(c, "PUT", "/v1/vm/snapshot", b, print_members);
+	}
+	if (!strcmp(cmd, "migrate")) {
+		json_object *b;
+		char *end = NULL;
+		long ms = 0;
+
+		if (argc < 2 || argc > 3 || (argc == 3 && ((ms = strtol(argv[2], &end, 10)) <= 0 || *end)))
+			return bad_usage("%s: give tcp:HOST:PORT and optionally the maximum downtime in ms", cmd);
+		b = json_object_new_object();
+		json_object_object_add(b, "uri", json_object_new_string(argv[1]));
+		if (argc == 3)
+			json_object_object_add(b, "max_downtime_ms", json_object_new_int64(ms));
+		return call_with(c, "POST", "/v1/vm/migrate", b, print_state);
 	}
 	if (!strcmp(cmd, "request")) {
 		if (argc < 3 || argc > 4)

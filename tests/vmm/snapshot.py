@@ -9,6 +9,7 @@ Environment: KEEL_VMM, KEEL_MINIGUEST.
 """
 import os
 import shutil
+import subprocess
 import struct
 import sys
 import tempfile
@@ -227,6 +228,23 @@ def damaged_snapshots_are_refused_with_one_line():
         take_snapshot(v, other)
     d = damaged("foreign", lambda d: shutil.copy(os.path.join(other, "memory"), os.path.join(d, "memory")))
     restore_fails(d, rf"--restore {d}: {d}/memory: belongs to another snapshot")
+
+
+@test
+def ctl_snapshot_and_migration_commands():
+    d = os.path.join(WORK, "ctl dir with space")
+    with vm(cpus=1) as v:
+        v.wait_count(1)
+        p = subprocess.run([VMM, "ctl", v.sock, "snapshot", d], capture_output=True, text=True)
+        check(p.returncode == 0 and "state: running" in p.stdout and f"path: {d}" in p.stdout,
+              f"{p.returncode} {p.stdout!r} {p.stderr!r}")
+        check(os.path.exists(os.path.join(d, "state")), "no snapshot written")
+        p = subprocess.run([VMM, "ctl", v.sock, "migration"], capture_output=True, text=True)
+        check(p.returncode == 0 and p.stdout == "status: none\n", f"{p.stdout!r}")
+        p = subprocess.run([VMM, "ctl", v.sock, "migrate-cancel"], capture_output=True, text=True)
+        check(p.returncode == 1 and "no migration is in progress" in p.stderr, f"{p.stderr!r}")
+        p = subprocess.run([VMM, "ctl", v.sock, "migrate", "tcp:127.0.0.1:9", "0"], capture_output=True, text=True)
+        check(p.returncode == 2, f"{p.returncode} {p.stderr!r}")
 
 
 @test
