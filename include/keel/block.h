@@ -59,8 +59,8 @@
  *                          a FLUSH (the disk's volatile cache, qcow2
  *                          metadata). virtio-blk advertises VIRTIO_BLK_F_FLUSH
  *                          for NONE and WRITEBACK, not for WRITETHROUGH.
- *   BLK_CACHE_UNSAFE       FLUSH is a no-op (tools that sync once at the end,
- *                          e.g. keel-img convert; blk_close still syncs).
+ *   BLK_CACHE_UNSAFE       FLUSH is a no-op and blk_close() does not sync
+ *                          either (keel-img convert's target, as qemu-img's).
  *   Writes in flight at the same time have no order between them; a FLUSH
  *   does not wait for writes submitted after it, nor do later writes wait
  *   for it (the caller orders, as virtio-blk's driver does).

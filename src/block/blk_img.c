@@ -83,6 +83,11 @@ int blk_img_set_backing(struct blk_dev *dev, const char *name, const char *fmt)
 	return is_qcow2(dev) ? qcow2_set_backing(dev, name, fmt) : -ENOTSUP;
 }
 
+int blk_img_make_empty(struct blk_dev *dev)
+{
+	return is_qcow2(dev) ? qcow2_make_empty(dev) : -ENOTSUP;
+}
+
 const char *blk_img_backing_name(struct blk_dev *dev)
 {
 	return is_qcow2(dev) ? qcow2_of(dev)->backing_file : NULL;
@@ -120,4 +125,42 @@ void blk_img_info(struct blk_dev *dev, struct blk_img_info *in)
 		in->compression = s->h.compression_type ? "zstd" : "zlib";
 		in->nb_snapshots = s->nr_snaps;
 	}
+}
+
+int blk_img_check(struct blk_dev *dev, int fix, struct blk_check_result *res, FILE *out)
+{
+	if (!is_qcow2(dev))
+		return -ENOTSUP;
+	return qcow2_check(dev, fix, res, out);
+}
+
+int blk_img_snapshot(struct blk_dev *dev, char op, const char *name, char *err, size_t errlen)
+{
+	if (!is_qcow2(dev)) {
+		blk_set_err(err, errlen, "raw images have no internal snapshots");
+		return -ENOTSUP;
+	}
+	return qcow2_snapshot_op(dev, op, name, err, errlen);
+}
+
+int blk_img_snapshot_list(struct blk_dev *dev, struct blk_snapshot_info *out, unsigned max)
+{
+	struct qcow2 *s;
+	unsigned n;
+
+	if (!is_qcow2(dev))
+		return 0;
+	s = qcow2_of(dev);
+	for (n = 0; n < s->nr_snaps && n < max; n++) {
+		struct qcow2_snapshot *sn = &s->snaps[n];
+
+		snprintf(out[n].id, sizeof(out[n].id), "%s", sn->id);
+		snprintf(out[n].name, sizeof(out[n].name), "%s", sn->name);
+		out[n].vm_state_size = sn->vm_state_size;
+		out[n].date_sec = sn->date_sec;
+		out[n].date_nsec = sn->date_nsec;
+		out[n].vm_clock_nsec = sn->vm_clock_nsec;
+		out[n].icount = sn->icount;
+	}
+	return s->nr_snaps;
 }

@@ -8,10 +8,27 @@
 #define KEEL_BLK_IMG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "keel/block.h"
+
+/* A 4 KiB-aligned buffer (free() it): usable under O_DIRECT unbounced. */
+void *blk_alloc_aligned(size_t len);
+
+/*
+ * Issue each host I/O to the kernel as soon as the driver starts it (one
+ * system call each) instead of once per kick/process round. Lower latency
+ * where the device takes requests one by one (measured: 4 KiB random reads
+ * at QD32 ~10% faster on this project's virtual disks); more system calls.
+ * keel-img bench uses it, as qemu-img bench submits per request.
+ */
+struct blk_queue;
+void blk_queue_set_eager(struct blk_queue *q, bool on);
+
+/* Open flag for keel-img check -r: a corrupt or dirty qcow2 opens read-write. */
+#define BLK_OPEN_REPAIR (1u << 30)
 
 struct blk_create_opts {
 	const char *path;
@@ -40,6 +57,10 @@ struct blk_status {
 	uint64_t host;       /* DATA: host offset (0 if unknown) */
 };
 int blk_img_block_status(struct blk_dev *dev, uint64_t off, uint64_t len, struct blk_status *st);
+
+/* qcow2: drops every mapping of the image itself (reads fall through to
+   the backing file); commit uses it to empty the overlay. */
+int blk_img_make_empty(struct blk_dev *dev);
 
 /* qcow2: the backing file name/format written in the header (NULL: none). */
 int blk_img_set_backing(struct blk_dev *dev, const char *name, const char *fmt);
@@ -76,7 +97,7 @@ int blk_img_snapshot(struct blk_dev *dev, char op, const char *name, char *err, 
 struct blk_check_result {
 	uint64_t corruptions, leaks;
 	uint64_t corruptions_fixed, leaks_fixed;
-	uint64_t allocated_clusters, total_clusters, fragmented_clusters;
+	uint64_t allocated_clusters, total_clusters, fragmented_clusters, compressed_clusters;
 	uint64_t image_end_offset;
 	bool check_errors;         /* the check itself could not finish */
 };

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "blk_img.h"
 #include "block_int.h"
 #include "keel/compiler.h"
 #include "keel/log.h"
@@ -84,6 +85,8 @@ static int open_chain(const struct blk_open_opts *opts, struct blk_dev *overlay,
 	dev->info.format = dev->drv->name;
 	r = dev->drv->open(dev, opts, err, errlen);
 	if (r) {
+		/* The driver frees what it had set up (nothing was written). */
+		dev->drv->close(dev);
 		dev->drv = NULL;
 		goto fail;
 	}
@@ -192,6 +195,11 @@ void blk_queue_destroy(struct blk_queue *q)
 	pthread_mutex_destroy(&q->remote_lock);
 	close(q->efd);
 	free(q);
+}
+
+void blk_queue_set_eager(struct blk_queue *q, bool on)
+{
+	q->eager = on;
 }
 
 int blk_queue_fd(const struct blk_queue *q)

@@ -123,7 +123,9 @@ struct blk_dev {
 	unsigned depth;           /* 0 for the top image */
 	uint64_t st_dev, st_ino;  /* to detect backing loops */
 	void *priv;               /* the driver's */
-	bool written;             /* a write reached the file since open */
+	bool written;             /* a write reached the file since open; set
+				     from several queue threads: use
+				     blk_dev_mark_written() */
 };
 
 struct blk_queue {
@@ -141,7 +143,13 @@ struct blk_queue {
 	pthread_mutex_t remote_lock;
 	struct blk_io *remote;
 	bool in_process;
+	bool eager;               /* blk_queue_set_eager() */
 };
+
+static inline void blk_dev_mark_written(struct blk_dev *dev)
+{
+	__atomic_store_n(&dev->written, true, __ATOMIC_RELAXED);
+}
 
 /* Completion plumbing. */
 void blk_io_complete(struct blk_io *io, int ret);
@@ -213,9 +221,6 @@ int blk_open_file(struct blk_dev *dev, const char *path, bool read_only,
 /* Open a backing file for dev (qcow2) with dev's cache/aio, read-only. */
 int blk_open_backing(struct blk_dev *dev, const char *path, enum blk_format fmt,
 		     unsigned depth, char *err, size_t errlen);
-
-/* Internal open flag: keel-img check -r may open a corrupt/dirty image. */
-#define BLK_OPEN_REPAIR (1u << 30)
 
 #define DIV_ROUND_UP_U64(a, b) (((a) + (b) - 1) / (b))
 

@@ -98,12 +98,16 @@ static int threads_init(struct blk_queue *q, unsigned depth)
 	return 0;
 }
 
+static void threads_kick(struct blk_queue *q);
+
 static void threads_submit(struct blk_queue *q, struct host_io *hio)
 {
 	struct pool *p = q->engine_state;
 
 	*p->staged_tail = hio;
 	p->staged_tail = &hio->next;
+	if (q->eager)
+		threads_kick(q);
 }
 
 static void threads_kick(struct blk_queue *q)

@@ -96,6 +96,8 @@ static void uring_submit(struct blk_queue *q, struct host_io *hio)
 	if (s->backlog || !to_sqe(s, hio)) {
 		*s->backlog_tail = hio;
 		s->backlog_tail = &hio->next;
+	} else if (q->eager) {
+		io_uring_submit(&s->ring);
 	}
 }
 

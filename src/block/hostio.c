@@ -37,6 +37,7 @@ uint64_t iov_total(const struct iovec *iov, unsigned n)
 			}                                                        \
 			uint8_t *ptr = (uint8_t *)(iov)[i_].iov_base + s_;       \
 			uint64_t plen = MIN((iov)[i_].iov_len - s_, l_);         \
+			(void)pos;                                               \
 			body;                                                    \
 			pos += plen;                                             \
 			l_ -= plen;                                              \
@@ -272,7 +273,7 @@ int blk_file_pread(struct blk_dev *dev, void *buf, uint64_t len, uint64_t off)
 
 int blk_file_pwrite(struct blk_dev *dev, const void *buf, uint64_t len, uint64_t off)
 {
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	return file_rw(dev, true, (void *)buf, len, off);
 }
 

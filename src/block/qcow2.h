@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "block_int.h"
 
@@ -80,6 +81,7 @@ struct qcow2_header {
 	uint32_t refcount_order;
 	uint32_t header_length;
 	uint8_t compression_type; /* 0 zlib, 1 zstd */
+	uint64_t snapshots_size_hint; /* bytes of the snapshot table read */
 };
 
 struct qcow2_snapshot {
@@ -139,9 +141,16 @@ struct qcow2 {
 	uint64_t free_hint;                  /* cluster index to scan from */
 	uint64_t end;                        /* first cluster index never used */
 	uint64_t zero_from;                  /* clusters >= this read as zeroes */
+	uint64_t file_len;                   /* bytes, grown ahead (qcow2_meta.c) */
+	uint64_t file_len_at_open;
+	bool is_blockdev;
 	struct qcow2_inflight *inflight;
 	struct qcow2_free *frees;
 	unsigned nr_frees, cap_frees;
+	/* Host clusters with in-place data writes in flight: a racing discard
+	   must not let them be reused before those writes land. */
+	uint64_t *busy;
+	unsigned nr_busy, cap_busy;
 	char *backing_file;
 	char *backing_format;
 	struct qcow2_snapshot *snaps;
@@ -171,6 +180,8 @@ static inline struct qcow2 *qcow2_of(struct blk_dev *dev)
 /* qcow2_open.c */
 int qcow2_parse_header(const uint8_t *buf, uint64_t buflen, uint64_t file_size,
 		       struct qcow2_header *h, char *err, size_t errlen);
+/* Reads n big-endian entries at off into a host-endian array (free()). */
+int qcow2_load_table(struct qcow2 *s, uint64_t off, uint32_t n, uint64_t **out);
 int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen);
 int qcow2_write_header_field(struct qcow2 *s, unsigned off, uint64_t v, unsigned bytes);
 /* Rewrites the header, its extensions and the backing name in cluster 0. */
@@ -178,15 +189,20 @@ int qcow2_rewrite_header(struct qcow2 *s);
 void qcow2_set_corrupt(struct qcow2 *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* qcow2_meta.c (all under s->lock) */
+/* qcow2_meta.c and qcow2_cache.c (all under s->lock) */
 int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint64_t cluster_size);
 void qcow2_cache_free(struct qcow2_cache *c);
 /* Returns the cached cluster at off (read from disk unless `fresh`). */
 uint8_t *qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t off,
 			 bool fresh, int *err);
 void qcow2_cache_mark_dirty(struct qcow2_cache *c, const uint8_t *data);
+/* Writes dirty entries (only the fresh ones if only_fresh). */
+int qcow2_cache_write(struct qcow2 *s, struct qcow2_cache *c, bool only_fresh, bool *wrote);
 /* Drops a cached table without writing it (its cluster was freed). */
 void qcow2_cache_forget(struct qcow2_cache *c, uint64_t off);
+/* The cached refcount block of range ri (NULL: none, or *err). */
+uint8_t *qcow2_refblock(struct qcow2 *s, uint64_t ri, int *err);
+uint64_t qcow2_rb_entry(struct qcow2 *s, const uint8_t *rb, uint64_t i);
 int qcow2_refcount_get(struct qcow2 *s, uint64_t cluster, uint64_t *out);
 int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int64_t delta);
 /* Allocates n contiguous clusters (refcount 1); returns the byte offset or
@@ -194,6 +210,9 @@ int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int64_t delta);
 int64_t qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, bool *was_zero);
 /* Frees at the next flush (after the references are gone on disk). */
 int qcow2_free_later(struct qcow2 *s, uint64_t off, uint64_t nb_clusters, bool punch);
+/* In-place writes in flight on host cluster c (a multiset). */
+int qcow2_busy_add(struct qcow2 *s, uint64_t c);
+void qcow2_busy_del(struct qcow2 *s, uint64_t c);
 /* The host clusters an L2 entry holds (0 for none), for freeing. */
 void qcow2_entry_clusters(struct qcow2 *s, uint64_t entry, uint64_t *off, uint64_t *n);
 int qcow2_flush_metadata(struct qcow2 *s, bool sync_data);
@@ -216,12 +235,16 @@ int qcow2_create(const struct blk_create_opts *o, char *err, size_t errlen);
 int qcow2_resize(struct blk_dev *dev, uint64_t size, char *err, size_t errlen);
 int qcow2_block_status(struct blk_dev *dev, uint64_t off, uint64_t len, struct blk_status *st);
 int qcow2_set_backing(struct blk_dev *dev, const char *name, const char *fmt);
+int qcow2_make_empty(struct blk_dev *dev);
 
 /* qcow2_snap.c (offline: keel-img, no queues) */
-int qcow2_snapshot_create(struct blk_dev *dev, const char *name, char *err, size_t errlen);
-int qcow2_snapshot_apply(struct blk_dev *dev, const char *name, char *err, size_t errlen);
-int qcow2_snapshot_delete(struct blk_dev *dev, const char *name, char *err, size_t errlen);
+/* op: 'c'reate, 'a'pply, 'd'elete (by name or id) */
+int qcow2_snapshot_op(struct blk_dev *dev, char op, const char *name, char *err, size_t errlen);
 int qcow2_write_snapshot_table(struct qcow2 *s);
+/* qcow2_check.c */
+struct blk_check_result;
+int qcow2_check(struct blk_dev *dev, int fix, struct blk_check_result *res, FILE *out);
+
 /* Recomputes the COPIED flags of the active tables from refcounts. */
 int qcow2_fix_copied(struct qcow2 *s);
 

@@ -28,6 +28,9 @@
 #define QOP_HOST ((enum blk_op)100)        /* one host read/write */
 #define QOP_WRITE_PIECE ((enum blk_op)101) /* one cluster of a write */
 #define QOP_ZERO_PIECE ((enum blk_op)102)  /* a whole cluster of zeroes/discard */
+#define QOP_WRITE_RUN ((enum blk_op)103)   /* several whole clusters of a write */
+
+#define MAX_RUN 512 /* clusters in one run */
 
 /* u[] of a write piece */
 #define P_IN u[0]     /* offset inside the cluster */
@@ -112,6 +115,18 @@ static void host_done(struct host_io *hio, int ret)
 {
 	struct blk_io *piece = hio->opaque;
 
+	blk_io_complete(piece, ret);
+}
+
+/* An in-place write landed: its cluster may be freed again. */
+static void inplace_done(struct host_io *hio, int ret)
+{
+	struct blk_io *piece = hio->opaque;
+	struct qcow2 *s = qcow2_of(piece->dev);
+
+	pthread_mutex_lock(&s->lock);
+	qcow2_busy_del(s, piece->P_HOST >> s->cluster_bits);
+	pthread_mutex_unlock(&s->lock);
 	blk_io_complete(piece, ret);
 }
 
@@ -417,8 +432,13 @@ static void write_piece(struct blk_io *p)
 		return;
 	r = s->corrupt ? -EIO : qcow2_l2_lookup(s, gc, &e);
 	if (!r && classify(e) == K_DATA && (e & QCOW2_OFLAG_COPIED)) {
+		p->P_HOST = e & QCOW2_OFFSET_MASK;
+		r = qcow2_busy_add(s, p->P_HOST >> s->cluster_bits);
 		pthread_mutex_unlock(&s->lock);
-		host_rw(p, HOST_WRITE, (e & QCOW2_OFFSET_MASK) + p->P_IN, host_done);
+		if (r)
+			blk_io_complete(p, r);
+		else
+			host_rw(p, HOST_WRITE, p->P_HOST + p->P_IN, inplace_done);
 		return;
 	}
 	f = r ? NULL : calloc(1, sizeof(*f));
@@ -438,6 +458,154 @@ static void write_piece(struct blk_io *p)
 	p->P_HOST = host;
 	p->P_OLD = e;
 	cow_and_write(p, was_zero);
+}
+
+/* A run's data is on disk: point each L2 entry at its cluster. */
+static void run_write_done(struct host_io *hio, int ret)
+{
+	struct blk_io *p = hio->opaque;
+	struct qcow2 *s = qcow2_of(p->dev);
+	uint64_t gc = p->offset >> s->cluster_bits, m = p->len >> s->cluster_bits;
+	uint64_t *old = p->p[0];
+
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t i = 0; i < m; i++) {
+		uint64_t host = p->P_HOST + (i << s->cluster_bits), off, n;
+		int r = ret ? ret : qcow2_l2_set(s, gc + i, host | QCOW2_OFLAG_COPIED);
+
+		if (!r) {
+			qcow2_entry_clusters(s, old[i], &off, &n);
+			r = qcow2_free_later(s, off, n, false);
+		} else {
+			qcow2_free_later(s, host, 1, false);
+		}
+		if (r && !ret)
+			ret = r;
+		inflight_end(s, gc + i);
+	}
+	pthread_mutex_unlock(&s->lock);
+	blk_io_complete(p, ret);
+}
+
+/* An in-place run landed. */
+static void run_inplace_done(struct host_io *hio, int ret)
+{
+	struct blk_io *p = hio->opaque;
+	struct qcow2 *s = qcow2_of(p->dev);
+
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t i = 0; i < p->len >> s->cluster_bits; i++)
+		qcow2_busy_del(s, (p->P_HOST >> s->cluster_bits) + i);
+	pthread_mutex_unlock(&s->lock);
+	blk_io_complete(p, ret);
+}
+
+/* The run cannot go as one: one piece per cluster instead. */
+static void split_run(struct blk_io *p)
+{
+	struct qcow2 *s = qcow2_of(p->dev);
+	struct blk_io *parent = p->opaque;
+	uint64_t cs = s->cluster_size;
+	int ret = 0;
+
+	for (uint64_t done = 0; done < p->len; done += cs) {
+		struct blk_io *c = blk_io_child(p, p->dev, QOP_WRITE_PIECE, p->offset + done,
+						done, cs, piece_done);
+
+		if (!c) {
+			ret = -ENOMEM;
+			break;
+		}
+		c->opaque = parent; /* it reports to the request, like p */
+		c->P_IN = 0;
+		parent->pending++;
+		write_piece(c);
+	}
+	blk_io_complete(p, ret);
+}
+
+/*
+ * Whole clusters written in one go: if none is in flight and all need a
+ * new cluster (none is writable in place), they get contiguous host
+ * clusters and one host write; if all are writable in place and
+ * contiguous on the host, one in-place write. Anything else is split.
+ */
+static void write_run(struct blk_io *p)
+{
+	struct qcow2 *s = qcow2_of(p->dev);
+	uint64_t gc = p->offset >> s->cluster_bits, m = p->len >> s->cluster_bits, e = 0, first = 0;
+	uint64_t *old = malloc(m * sizeof(*old));
+	unsigned inplace = 0;
+	int64_t host;
+	int r = old ? 0 : -ENOMEM;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->corrupt)
+		r = -EIO;
+	for (uint64_t i = 0; i < m && !r; i++) {
+		if (inflight_find(s, gc + i)) {
+			r = 1;
+			break;
+		}
+		r = qcow2_l2_lookup(s, gc + i, &e);
+		old[i] = e;
+		if (!r && classify(e) == K_DATA && (e & QCOW2_OFLAG_COPIED)) {
+			if (!i)
+				first = e & QCOW2_OFFSET_MASK;
+			if ((e & QCOW2_OFFSET_MASK) != first + (i << s->cluster_bits))
+				r = 1;
+			inplace++;
+		}
+	}
+	if (!r && inplace == m) {
+		for (uint64_t i = 0; i < m && !r; i++)
+			r = qcow2_busy_add(s, (first >> s->cluster_bits) + i);
+		pthread_mutex_unlock(&s->lock);
+		free(old);
+		if (r) {
+			blk_io_complete(p, r);
+			return;
+		}
+		p->P_HOST = first;
+		host_rw(p, HOST_WRITE, first, run_inplace_done);
+		return;
+	}
+	if (r || inplace) {
+		pthread_mutex_unlock(&s->lock);
+		free(old);
+		if (r < 0)
+			blk_io_complete(p, r);
+		else
+			split_run(p);
+		return;
+	}
+	host = qcow2_alloc_clusters(s, m, NULL);
+	p->P_HOST = host >= 0 ? (uint64_t)host : (uint64_t)-1;
+	for (uint64_t i = 0; host >= 0 && i < m; i++) {
+		struct qcow2_inflight *f = calloc(1, sizeof(*f));
+
+		if (!f) {
+			host = -ENOMEM;
+			break;
+		}
+		f->guest_cluster = gc + i;
+		f->next = s->inflight;
+		s->inflight = f;
+	}
+	if (host < 0) {
+		if (p->P_HOST != (uint64_t)-1)
+			qcow2_free_later(s, p->P_HOST, m, false);
+		for (uint64_t i = 0; i < m; i++)
+			inflight_end(s, gc + i);
+		pthread_mutex_unlock(&s->lock);
+		free(old);
+		blk_io_complete(p, (int)host);
+		return;
+	}
+	pthread_mutex_unlock(&s->lock);
+	p->P_HOST = host;
+	p->p[0] = old; /* freed by piece_done */
+	host_rw(p, HOST_WRITE, host, run_write_done);
 }
 
 /* A whole cluster of write-zeroes or discard: only the L2 entry changes. */
@@ -474,7 +642,7 @@ static void qwrite(struct blk_io *io, bool zeroes)
 	struct qcow2 *s = qcow2_of(io->dev);
 	uint64_t cs = s->cluster_size, pos = 0;
 
-	io->dev->written = true;
+	blk_dev_mark_written(io->dev);
 	io->pending = 1;
 	while (pos < io->len) {
 		uint64_t off = io->offset + pos, in = off & (cs - 1), n = MIN(cs - in, io->len - pos);
@@ -505,18 +673,25 @@ static void qwrite(struct blk_io *io, bool zeroes)
 			p->cb = piece_done;
 			p->opaque = io;
 		} else {
+			/* Whole clusters in a row go as one run (one allocation
+			   of contiguous clusters, one host write). */
+			while (!zeroes && whole && n < MAX_RUN * cs && io->len - pos - n >= cs)
+				n += cs;
 			p = blk_io_child(io, io->dev, QOP_WRITE_PIECE, off, pos, n, piece_done);
 			if (!p) {
 				io->ret = -ENOMEM;
 				break;
 			}
 		}
-		p->op = zeroes && whole ? QOP_ZERO_PIECE : QOP_WRITE_PIECE;
+		p->op = zeroes && whole ? QOP_ZERO_PIECE :
+			n > cs ? QOP_WRITE_RUN : QOP_WRITE_PIECE;
 		p->P_IN = in;
 		p->P_FLAGS = (io->op == BLK_OP_DISCARD) | ((io->flags & BLK_REQ_UNMAP) ? 2 : 0);
 		io->pending++;
 		if (p->op == QOP_ZERO_PIECE)
 			zero_piece(p);
+		else if (p->op == QOP_WRITE_RUN)
+			write_run(p);
 		else
 			write_piece(p);
 		pos += n;
@@ -578,6 +753,10 @@ void qcow2_submit(struct blk_io *io)
 	}
 	if (io->op == QOP_ZERO_PIECE) {
 		zero_piece(io);
+		return;
+	}
+	if (io->op == QOP_WRITE_RUN) {
+		write_run(io);
 		return;
 	}
 	blk_io_complete(io, -EINVAL);

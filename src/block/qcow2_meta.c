@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keel/compiler.h"
 #include "qcow2.h"
@@ -33,130 +34,9 @@ int qcow2_check_offset(struct qcow2 *s, uint64_t off, uint64_t len, const char *
 	return 0;
 }
 
-/* ---- caches ---- */
-
-int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint64_t cluster_size)
-{
-	c->e = calloc(n, sizeof(*c->e));
-	if (!c->e)
-		return -ENOMEM;
-	c->n = n;
-	for (unsigned i = 0; i < n; i++) {
-		c->e[i].data = blk_alloc_aligned(cluster_size);
-		if (!c->e[i].data)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-void qcow2_cache_free(struct qcow2_cache *c)
-{
-	for (unsigned i = 0; c->e && i < c->n; i++)
-		free(c->e[i].data);
-	free(c->e);
-	c->e = NULL;
-}
-
-static struct qcow2_cached *cache_victim(struct qcow2_cache *c)
-{
-	struct qcow2_cached *v = NULL;
-
-	for (unsigned i = 0; i < c->n; i++) {
-		struct qcow2_cached *e = &c->e[i];
-
-		if (!e->off)
-			return e;
-		if (!v || (v->dirty && !e->dirty) ||
-		    (v->dirty == e->dirty && e->used < v->used))
-			v = e;
-	}
-	return v;
-}
-
-uint8_t *qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t off,
-			 bool fresh, int *err)
-{
-	struct qcow2_cached *e;
-	int r;
-
-	for (unsigned i = 0; i < c->n; i++) {
-		if (c->e[i].off == off) {
-			c->e[i].used = ++c->tick;
-			if (fresh) {
-				memset(c->e[i].data, 0, s->cluster_size);
-				c->e[i].dirty = c->e[i].fresh = true;
-			}
-			return c->e[i].data;
-		}
-	}
-	e = cache_victim(c);
-	/* Evicting a dirty table must keep the write order: flush it all. */
-	for (int tries = 0; e->dirty && tries < 3; tries++) {
-		r = qcow2_flush_metadata(s, true);
-		if (r) {
-			*err = r;
-			return NULL;
-		}
-		e = cache_victim(c);
-	}
-	if (e->dirty) {
-		*err = -EIO;
-		return NULL;
-	}
-	e->off = 0;
-	if (fresh) {
-		memset(e->data, 0, s->cluster_size);
-	} else {
-		r = qcow2_check_offset(s, off, s->cluster_size, "a metadata table");
-		if (!r)
-			r = blk_file_pread(s->dev, e->data, s->cluster_size, off);
-		if (r) {
-			*err = r;
-			return NULL;
-		}
-	}
-	e->off = off;
-	e->dirty = fresh;
-	e->fresh = fresh;
-	e->used = ++c->tick;
-	return e->data;
-}
-
-void qcow2_cache_mark_dirty(struct qcow2_cache *c, const uint8_t *data)
-{
-	for (unsigned i = 0; i < c->n; i++)
-		if (c->e[i].data == data)
-			c->e[i].dirty = true;
-}
-
-void qcow2_cache_forget(struct qcow2_cache *c, uint64_t off)
-{
-	for (unsigned i = 0; i < c->n; i++)
-		if (c->e[i].off == off)
-			c->e[i].off = 0, c->e[i].dirty = c->e[i].fresh = false;
-}
-
-/* Writes dirty entries (only the fresh ones if only_fresh). */
-static int cache_write(struct qcow2 *s, struct qcow2_cache *c, bool only_fresh, bool *wrote)
-{
-	for (unsigned i = 0; i < c->n; i++) {
-		struct qcow2_cached *e = &c->e[i];
-		int r;
-
-		if (!e->off || !e->dirty || (only_fresh && !e->fresh))
-			continue;
-		r = blk_file_pwrite(s->dev, e->data, s->cluster_size, e->off);
-		if (r)
-			return r;
-		e->dirty = e->fresh = false;
-		*wrote = true;
-	}
-	return 0;
-}
-
 /* ---- refcounts ---- */
 
-static uint64_t rb_get(struct qcow2 *s, const uint8_t *rb, uint64_t i)
+uint64_t qcow2_rb_entry(struct qcow2 *s, const uint8_t *rb, uint64_t i)
 {
 	switch (s->h.refcount_order) {
 	case 6: { uint64_t v; memcpy(&v, rb + i * 8, 8); return be64toh(v); }
@@ -186,7 +66,7 @@ static void rb_set(struct qcow2 *s, uint8_t *rb, uint64_t i, uint64_t v)
 	}
 }
 
-static uint8_t *rb_load(struct qcow2 *s, uint64_t ri, int *err)
+uint8_t *qcow2_refblock(struct qcow2 *s, uint64_t ri, int *err)
 {
 	uint64_t off = ri < s->reftable_size ? s->reftable[ri] : 0;
 
@@ -198,9 +78,9 @@ static uint8_t *rb_load(struct qcow2 *s, uint64_t ri, int *err)
 int qcow2_refcount_get(struct qcow2 *s, uint64_t cluster, uint64_t *out)
 {
 	int err = 0;
-	uint8_t *rb = rb_load(s, cluster >> s->rb_bits, &err);
+	uint8_t *rb = qcow2_refblock(s, cluster >> s->rb_bits, &err);
 
-	*out = rb ? rb_get(s, rb, cluster & ((1ULL << s->rb_bits) - 1)) : 0;
+	*out = rb ? qcow2_rb_entry(s, rb, cluster & ((1ULL << s->rb_bits) - 1)) : 0;
 	return err;
 }
 
@@ -222,12 +102,33 @@ static uint64_t find_free(struct qcow2 *s, uint64_t n)
 	return c - run; /* past end everything is free */
 }
 
+/*
+ * The file is grown ahead of the allocations, in steps, so guest data
+ * writes into new clusters land inside the file: a write past the end
+ * must update the file size, which file systems do synchronously (ext4
+ * serialises extending O_DIRECT writes), killing parallelism. The unused
+ * tail is a hole (no space) and is cut off again on close.
+ */
+#define QCOW2_GROW_STEP (32ULL << 20)
+
+static void grow_file(struct qcow2 *s)
+{
+	uint64_t need = s->end << s->cluster_bits, to;
+
+	if (need <= s->file_len || s->dev->read_only || s->is_blockdev)
+		return;
+	to = ALIGN_UP(need + QCOW2_GROW_STEP, QCOW2_GROW_STEP);
+	if (ftruncate(s->dev->fd, to) == 0)
+		s->file_len = to;
+}
+
 static void note_used(struct qcow2 *s, uint64_t c, uint64_t n, bool *was_zero)
 {
 	if (was_zero)
 		*was_zero = c >= s->zero_from;
 	s->end = MAX(s->end, c + n);
 	s->zero_from = MAX(s->zero_from, c + n);
+	grow_file(s);
 }
 
 /* Creates the refcount block for range ri (qcow2.h: new blocks are written
@@ -288,17 +189,14 @@ int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, int64_t delta)
 		if (err)
 			return err;
 	}
-	rb = rb_load(s, ri, &err);
+	rb = qcow2_refblock(s, ri, &err);
 	if (!rb)
 		return err ? err : -EIO;
-	v = rb_get(s, rb, i);
+	v = qcow2_rb_entry(s, rb, i);
 	if (delta < 0 && v < (uint64_t)-delta)
 		goto underflow;
-	if (delta > 0 && s->refcount_max - v < (uint64_t)delta) {
-		qcow2_set_corrupt(s, "refcount of cluster 0x%llx would overflow %u bits",
-				  (unsigned long long)(cluster << s->cluster_bits), s->refcount_bits);
-		return -ERANGE;
-	}
+	if (delta > 0 && s->refcount_max - v < (uint64_t)delta)
+		return -ERANGE; /* a limit of the image, not corruption */
 	rb_set(s, rb, i, v + delta);
 	qcow2_cache_mark_dirty(&s->rb_cache, rb);
 	return 0;
@@ -390,7 +288,7 @@ static int grow_reftable(struct qcow2 *s, uint64_t min_entries)
 			return r;
 	}
 	/* New blocks and table first, then the header, each made durable. */
-	r = cache_write(s, &s->rb_cache, false, &wrote);
+	r = qcow2_cache_write(s, &s->rb_cache, false, &wrote);
 	for (uint64_t i = 0; !r && i < entries; i++)
 		t[i] = htobe64(t[i]);
 	if (!r)
@@ -454,10 +352,50 @@ int qcow2_free_later(struct qcow2 *s, uint64_t off, uint64_t n, bool punch)
 	return 0;
 }
 
+int qcow2_busy_add(struct qcow2 *s, uint64_t c)
+{
+	if (s->nr_busy == s->cap_busy) {
+		unsigned cap = s->cap_busy ? s->cap_busy * 2 : 64;
+		uint64_t *b = realloc(s->busy, cap * sizeof(*b));
+
+		if (!b)
+			return -ENOMEM;
+		s->busy = b;
+		s->cap_busy = cap;
+	}
+	s->busy[s->nr_busy++] = c;
+	return 0;
+}
+
+void qcow2_busy_del(struct qcow2 *s, uint64_t c)
+{
+	for (unsigned i = 0; i < s->nr_busy; i++)
+		if (s->busy[i] == c) {
+			s->busy[i] = s->busy[--s->nr_busy];
+			return;
+		}
+}
+
+static bool busy_range(struct qcow2 *s, const struct qcow2_free *f)
+{
+	for (unsigned i = 0; i < s->nr_busy; i++)
+		if (s->busy[i] >= f->off >> s->cluster_bits &&
+		    s->busy[i] < (f->off >> s->cluster_bits) + f->nb_clusters)
+			return true;
+	return false;
+}
+
 static int apply_frees(struct qcow2 *s)
 {
+	unsigned kept = 0;
+
 	for (unsigned i = 0; i < s->nr_frees; i++) {
 		struct qcow2_free *f = &s->frees[i];
+
+		if (busy_range(s, f)) { /* a write still lands there: next flush */
+			s->frees[kept++] = *f;
+			continue;
+		}
 
 		for (uint64_t c = f->off >> s->cluster_bits, e = c + f->nb_clusters; c < e; c++) {
 			uint64_t rc;
@@ -476,7 +414,7 @@ static int apply_frees(struct qcow2 *s)
 			}
 		}
 	}
-	s->nr_frees = 0;
+	s->nr_frees = kept;
 	return 0;
 }
 
@@ -530,9 +468,9 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync_data)
 	    !s->reftable_dirty && !s->nr_frees)
 		return sync_data ? blk_file_sync(s->dev) : 0;
 	/* 1: refcounts and not-yet-referenced tables; 2: barrier */
-	r = cache_write(s, &s->rb_cache, false, &wrote);
+	r = qcow2_cache_write(s, &s->rb_cache, false, &wrote);
 	if (!r)
-		r = cache_write(s, &s->l2_cache, true, &wrote);
+		r = qcow2_cache_write(s, &s->l2_cache, true, &wrote);
 	if (!r)
 		r = blk_file_sync(s->dev);
 	/* 3: table entries for new refcount blocks */
@@ -545,7 +483,7 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync_data)
 	/* 4: the references themselves */
 	wrote = false;
 	if (!r)
-		r = cache_write(s, &s->l2_cache, false, &wrote);
+		r = qcow2_cache_write(s, &s->l2_cache, false, &wrote);
 	if (!r && s->l1_dirty) {
 		r = write_l1(s);
 		s->l1_dirty = r != 0;

@@ -101,7 +101,7 @@ int qcow2_create(const struct blk_create_opts *o, char *err, size_t errlen)
 	}
 	if (!r)
 		r = blk_img_resize(dev, o->size, err, errlen);
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	if (blk_close(dev) && !r) {
 		blk_set_err(err, errlen, "%s: cannot write the metadata", o->path);
 		r = -EIO;
@@ -173,7 +173,7 @@ int qcow2_resize(struct blk_dev *dev, uint64_t size, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&s->lock);
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	if (need > s->l1_size)
 		r = grow_l1(s, need);
 	/* Shrinking: drop the mappings beyond the new end. */
@@ -261,7 +261,34 @@ int qcow2_set_backing(struct blk_dev *dev, const char *name, const char *fmt)
 	free(s->backing_format);
 	s->backing_file = n;
 	s->backing_format = n ? f : (free(f), NULL);
-	dev->written = true;
+	blk_dev_mark_written(dev);
 	r = qcow2_rewrite_header(s);
 	return r ? r : blk_file_sync(dev);
+}
+
+int qcow2_make_empty(struct blk_dev *dev)
+{
+	struct qcow2 *s = qcow2_of(dev);
+	uint64_t n = DIV_ROUND_UP_U64(s->h.size, s->cluster_size);
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	blk_dev_mark_written(dev);
+	for (uint64_t gc = 0; gc < n && !r; gc++) {
+		uint64_t e, off, cnt;
+
+		r = qcow2_l2_lookup(s, gc, &e);
+		if (r || !e)
+			continue;
+		qcow2_entry_clusters(s, e, &off, &cnt);
+		r = qcow2_l2_set(s, gc, 0);
+		if (!r)
+			r = qcow2_free_later(s, off, cnt, true);
+	}
+	if (!r)
+		r = qcow2_flush_metadata(s, true);
+	if (!r)
+		r = qcow2_flush_metadata(s, true);
+	pthread_mutex_unlock(&s->lock);
+	return r;
 }

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "blk_img.h"
 #include "keel/compiler.h"
 #include "keel/log.h"
 #include "qcow2.h"
@@ -146,9 +149,13 @@ int qcow2_parse_header(const uint8_t *b, uint64_t len, uint64_t fsize,
 	if (h->backing_file_offset) {
 		if (h->backing_file_size > QCOW2_MAX_BACKING_NAME || h->backing_file_size == 0)
 			FAIL("qcow2 backing file name length %u is invalid", h->backing_file_size);
-		if (h->backing_file_offset > cs - h->backing_file_size ||
+		if (h->backing_file_size > cs || /* cs - size below must not wrap */
+		    h->backing_file_offset > cs - h->backing_file_size ||
 		    h->backing_file_offset < h->header_length)
 			FAIL("qcow2 backing file name at 0x%llx is outside the header cluster",
+			     (unsigned long long)h->backing_file_offset);
+		if (h->backing_file_offset + h->backing_file_size > len)
+			FAIL("qcow2 backing file name at 0x%llx runs past the end of the file",
 			     (unsigned long long)h->backing_file_offset);
 	}
 	return 0;
@@ -354,10 +361,11 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 		off = ALIGN_UP(off + extra_len + id_len + name_len, 8);
 		s->nr_snaps = i + 1;
 	}
+	s->h.snapshots_size_hint = off - s->h.snapshots_offset;
 	return 0;
 }
 
-static int load_table(struct qcow2 *s, uint64_t off, uint32_t n, uint64_t **out)
+int qcow2_load_table(struct qcow2 *s, uint64_t off, uint32_t n, uint64_t **out)
 {
 	uint64_t bytes = ALIGN_UP((uint64_t)n * 8, s->cluster_size);
 	uint64_t *t = blk_alloc_aligned(bytes ? bytes : s->cluster_size);
@@ -451,6 +459,12 @@ static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
 	s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX : (1ULL << s->refcount_bits) - 1;
 	s->end = DIV_ROUND_UP_U64(fsize, s->cluster_size);
 	s->zero_from = s->end;
+	s->file_len = s->file_len_at_open = fsize;
+	{
+		struct stat st;
+
+		s->is_blockdev = fstat(dev->fd, &st) == 0 && S_ISBLK(st.st_mode);
+	}
 	r = -EINVAL;
 	if (!opts->read_only && s->h.version < 3) {
 		blk_set_err(err, errlen, "%s: qcow2 version 2 images are read-only here "
@@ -470,9 +484,9 @@ static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
 		goto out;
 	}
 	s->l1_size = s->h.l1_size;
-	r = load_table(s, s->h.l1_table_offset, s->l1_size, &s->l1);
+	r = qcow2_load_table(s, s->h.l1_table_offset, s->l1_size, &s->l1);
 	if (!r)
-		r = load_table(s, s->h.refcount_table_offset,
+		r = qcow2_load_table(s, s->h.refcount_table_offset,
 			       s->h.refcount_table_clusters * (s->cluster_size / 8), &s->reftable);
 	if (r) {
 		blk_set_err(err, errlen, "%s: cannot read the qcow2 tables: %s", dev->path, strerror(-r));
@@ -512,7 +526,11 @@ static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
 			blk_set_err(err, errlen, "%s: %s", dev->path, msg);
 		goto out;
 	}
-	if (qcow2_cache_init(&s->l2_cache, 32, s->cluster_size) ||
+	/* Enough L2 tables to map the whole disk, up to 32 MiB of them (QEMU's
+	   default limit too): a miss is a synchronous read under the lock, and
+	   evicting a dirty table costs a full ordered flush. */
+	if (qcow2_cache_init(&s->l2_cache, (unsigned)MAX(16ULL, MIN((uint64_t)s->l1_size,
+					(32ULL << 20) >> s->cluster_bits)), s->cluster_size) ||
 	    qcow2_cache_init(&s->rb_cache, 8, s->cluster_size)) {
 		r = -ENOMEM;
 		goto out;
@@ -557,6 +575,10 @@ static int qcow2_close(struct blk_dev *dev)
 		/* Frees applied by that flush are written by a second one. */
 		if (!r)
 			r = qcow2_flush_metadata(s, true);
+		/* Cut the grown-ahead tail (never below what the file had). */
+		if (!r && s->file_len > MAX(s->end << s->cluster_bits, s->file_len_at_open) &&
+		    ftruncate(dev->fd, MAX(s->end << s->cluster_bits, s->file_len_at_open)) < 0)
+			r = -errno;
 		pthread_mutex_unlock(&s->lock);
 	}
 	qcow2_cache_free(&s->l2_cache);
@@ -564,6 +586,7 @@ static int qcow2_close(struct blk_dev *dev)
 	free(s->l1);
 	free(s->reftable);
 	free(s->frees);
+	free(s->busy);
 	free(s->backing_file);
 	free(s->backing_format);
 	free_snaps(s);

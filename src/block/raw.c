@@ -114,7 +114,7 @@ static void raw_submit(struct blk_io *io)
 		raw_start(io, HOST_READ);
 		return;
 	case BLK_OP_WRITE:
-		dev->written = true;
+		blk_dev_mark_written(dev);
 		blk_host_io_init(&io->hio, dev, HOST_WRITE, io->offset, io->iov, io->iovcnt);
 		io->hio.mode = (io->flags & BLK_REQ_FUA) ? RWF_DSYNC : 0;
 		io->hio.cb = raw_io_done;
@@ -130,7 +130,7 @@ static void raw_submit(struct blk_io *io)
 		return;
 	case BLK_OP_DISCARD:
 	case BLK_OP_WRITE_ZEROES:
-		dev->written = true;
+		blk_dev_mark_written(dev);
 		mode = FALLOC_FL_KEEP_SIZE;
 		if (io->op == BLK_OP_DISCARD || (io->flags & BLK_REQ_UNMAP))
 			mode |= FALLOC_FL_PUNCH_HOLE;

@@ -96,23 +96,23 @@ static int set_boot_msrs(struct vcpu *v, char *err, size_t errlen)
 		{ MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING },
 		{ MSR_MTRR_DEF_TYPE, MTRR_DEF_TYPE_ENABLED_WB },
 	};
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry entries[ARRAY_SIZE(boot_msrs)];
-	} msrs;
+	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + ARRAY_SIZE(boot_msrs) *
+					       sizeof(msrs->entries[0]));
 	unsigned n = 0;
 	int r;
 
-	memset(&msrs, 0, sizeof(msrs));
+	if (!msrs)
+		return -ENOMEM;
 	for (unsigned i = 0; i < ARRAY_SIZE(boot_msrs); i++) {
 		if (!kvm_has_msr(v->env->kvm, boot_msrs[i].index))
 			continue;
-		msrs.entries[n].index = boot_msrs[i].index;
-		msrs.entries[n].data = boot_msrs[i].value;
+		msrs->entries[n].index = boot_msrs[i].index;
+		msrs->entries[n].data = boot_msrs[i].value;
 		n++;
 	}
-	msrs.hdr.nmsrs = n;
-	r = ioctl(v->fd, KVM_SET_MSRS, &msrs);
+	msrs->nmsrs = n;
+	r = ioctl(v->fd, KVM_SET_MSRS, msrs);
+	free(msrs);
 	if (r < 0 || (unsigned)r != n) {
 		snprintf(err, errlen, "vCPU %u: KVM_SET_MSRS set %d of %u MSRs", v->index, r, n);
 		return -EINVAL;

@@ -35,8 +35,8 @@ lab_note() {
 # Starts VMM (keel, qemu-microvm, qemu-q35) booting the lab's guest kernel
 # and initramfs, with the guest init running scenarios/GUEST.guest. Its
 # console (stdout and stderr) is timestamped line by line (lab_stamp) into
-# $VMM_LOG and echoed to our stdout; its
-# stdin is a fifo that vmm_type writes to. The first log line, "VMM-START",
+# $VMM_LOG and echoed to our stdout; its stdin is a fifo that vmm_type
+# writes to. The first log line, "VMM-START",
 # is stamped just before the VMM is started. Sets VMM_PID. --quiet adds
 # "quiet" to the guest's command line; --raw logs and echoes the console
 # without timestamps (make demo, where a person reads it).
@@ -180,7 +180,19 @@ lab_wait() {
 
 # lab_expect PATTERN SECONDS [COUNT]: lab_wait or fail the scenario.
 lab_expect() {
-	lab_wait "$@" || lab_fail "$LAB_WHY"
+	lab_wait "$@" && return 0
+	vmm_dump_state
+	lab_fail "$LAB_WHY"
+}
+
+# vmm_dump_state: for a VMM that stopped making progress, each thread's
+# state, kernel wait channel and CPU time (utime+stime ticks) into the log.
+vmm_dump_state() {
+	[ -n "${VMM_PID:-}" ] && [ -z "$VMM_RC" ] && [ -d /proc/"$VMM_PID" ] || return 0
+	for _t in /proc/"$VMM_PID"/task/*; do
+		echo "KEEL-LAB: NOTE $LAB_SCENARIO $VMM_NAME thread ${_t##*/}" \
+			"$(cut -d' ' -f2,3,14,15 "$_t/stat" 2>/dev/null) wchan=$(cat "$_t/wchan" 2>/dev/null)"
+	done
 }
 
 # guest_value KEY: the value of the last "KEEL-GUEST: KEY=VALUE" line.
