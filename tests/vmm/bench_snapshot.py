@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Native figures for snapshot, restore and live migration (make bench):
 keel-vmm on this machine's KVM with a 256 MiB mini guest, written as
-build/bench/snapshot.json in the project's bench format. The VMM's own costs
+build/bench/<metric>.json in the project's bench format. The VMM's own costs
 (snapshot write, restore start-up, migration of pages and state) do not need
 a Linux guest; the lab's migrate-local scenario adds the Linux figure.
 QEMU cannot run this guest (it has only a 64-bit entry point), so no peer is
@@ -113,8 +113,11 @@ def main():
             "dirtying guest"),
         obj("migrate-dirty-sent", "MiB", [x[1] for x in dirty], "MiB sent, dirtying guest"),
     ]
-    with open(os.path.join(out, "snapshot.json"), "w") as f:
-        json.dump(objs, f, indent=1)
+    # One object per file, as bench/run reads the native benchmarks' output.
+    for o in objs:
+        with open(os.path.join(out, o["metric"] + ".json"), "w") as f:
+            json.dump(o, f, indent=1)
+            f.write("\n")
     for o in objs:
         print(f"{o['metric']:25} {o['unit']:4} {o['keel']:>10}  samples {o['samples']}")
 
