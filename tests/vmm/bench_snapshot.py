@@ -104,14 +104,14 @@ def main():
             "request to reply (pause, state, memory file written and fsynced, resume)"),
         obj("restore-latency", "ms", restore, "keel-vmm --restore start to the guest's first output "
             "(process start, KVM set-up, state load; memory mapped lazily)"),
-        obj("migrate-idle-total", "ms", [x[3] for x in idle], "live migration of an idle 256 MiB "
+        obj("miniguest-migrate-idle-total", "ms", [x[3] for x in idle], "live migration of an idle 256 MiB "
             "guest over loopback TCP: migrate call to the target running"),
-        obj("migrate-idle-downtime", "ms", [x[2] for x in idle], "source paused to target running"),
-        obj("migrate-dirty-total", "ms", [x[3] for x in dirty], "the same with the guest rewriting "
+        obj("miniguest-migrate-idle-downtime", "ms", [x[2] for x in idle], "source paused to target running"),
+        obj("miniguest-migrate-dirty-total", "ms", [x[3] for x in dirty], "the same with the guest rewriting "
             "16 MiB continuously"),
-        obj("migrate-dirty-downtime", "ms", [x[2] for x in dirty], "source paused to target running, "
+        obj("miniguest-migrate-dirty-downtime", "ms", [x[2] for x in dirty], "source paused to target running, "
             "dirtying guest"),
-        obj("migrate-dirty-sent", "MiB", [x[1] for x in dirty], "MiB sent, dirtying guest"),
+        obj("miniguest-migrate-dirty-sent", "MiB", [x[1] for x in dirty], "MiB sent, dirtying guest"),
     ]
     # One object per file, as bench/run reads the native benchmarks' output.
     for o in objs:
