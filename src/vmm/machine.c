@@ -509,6 +509,14 @@ static int create_kvm_vm(struct machine *m, char *err, size_t errlen)
 		if (r)
 			return r;
 	}
+	/*
+	 * Which MSRs a saved vCPU holds, probed once at the first boot while no
+	 * vCPU runs: done at the first save it would lengthen a migration's
+	 * downtime. Not for a restore or an incoming VM, whose start-up time
+	 * counts (their CPUID comes with the state; the first save probes).
+	 */
+	if (!m->msr_list.index && !m->snap && m->incoming_fd < 0)
+		return cpu_msr_list_build(&m->msr_list, &m->vcpus[0], err, errlen);
 	return 0;
 }
 
