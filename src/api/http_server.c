@@ -1,40 +1,63 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * A small HTTP/1.1 server of our own, on the main event loop. One request
+ * per connection (every reply says Connection: close), bodies only with
+ * Content-Length (chunked uploads get 501), at most HTTP_MAX_CONNS
+ * connections, each closed after HTTP_IDLE_S seconds without progress.
+ * That is all a local control socket needs; libmicrohttpd did the job too
+ * but brings GnuTLS and its dependencies into every keel-vmm (~2.5 MiB
+ * resident, counted against the VMM's 4 MiB budget where no other process
+ * maps them), for TLS we never use on a UNIX socket.
+ */
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
-
-#include <microhttpd.h>
 
 #include "api/http_server.h"
 #include "keel/log.h"
 #include "keel/unix_socket.h"
 
+#define HTTP_MAX_HEAD 8192
+#define HTTP_MAX_CONNS 16
+#define HTTP_IDLE_S 10
+
+struct conn {
+	struct event_handler h;
+	struct http_server *s;
+	struct conn *next;
+	time_t last_activity;
+	char buf[HTTP_MAX_HEAD + HTTP_MAX_BODY];
+	size_t len;        /* bytes in buf */
+	size_t head_len;   /* 0 until the blank line after the headers came */
+	size_t body_len;   /* Content-Length */
+	char method[16];
+	char path[256];
+	char content_type[128];
+	bool replying;
+	char *out;
+	size_t out_len, out_pos;
+	void (*after)(void *arg);
+	void *after_arg;
+};
+
 struct http_server {
-	struct MHD_Daemon *daemon;
 	struct event_loop *loop;
-	struct event_handler h;   /* MHD's epoll fd, on our loop */
-	struct event_timer timer; /* MHD's connection timeouts */
+	struct event_handler listen_h;
+	struct event_timer timer; /* closes idle connections */
 	struct unix_listener listener;
 	char *path;
 	const struct http_route *routes;
 	unsigned nr_routes;
 	void *ctx;
-};
-
-/* One request in flight (MHD's per-connection closure). */
-struct request {
-	char body[HTTP_MAX_BODY];
-	size_t len;
-	bool too_big;
-	void (*after)(void *arg);
-	void *after_arg;
+	struct conn *conns;
+	unsigned nr_conns;
 };
 
 void http_error(struct http_reply *rep, int status, const char *code, const char *fmt, ...)
@@ -124,30 +147,6 @@ int http_get_bool(json_object *obj, const char *key, bool *out, struct http_repl
 	return 0;
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_reply *rep,
-				  const char *allow)
-{
-	const char *text;
-	struct MHD_Response *resp;
-	enum MHD_Result r;
-
-	if (!rep->body)
-		rep->body = json_object_new_object();
-	text = json_object_to_json_string_ext(rep->body, JSON_C_TO_STRING_PLAIN |
-					      JSON_C_TO_STRING_NOSLASHESCAPE);
-	resp = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
-	json_object_put(rep->body);
-	rep->body = NULL;
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	r = MHD_queue_response(c, (unsigned)(rep->status ? rep->status : 200), resp);
-	MHD_destroy_response(resp);
-	return r;
-}
-
 /* The route for (method, path); NULL with 404 or 405 set in rep. */
 static const struct http_route *find_route(struct http_server *s, const char *method,
 					   const char *path, struct http_reply *rep,
@@ -184,8 +183,7 @@ static bool only_space(const char *p, size_t n)
 }
 
 /* NULL for an empty body; else an object, or NULL with a 400/415 in rep. */
-static json_object *parse_body(struct MHD_Connection *c, struct request *rq,
-			       const struct http_route *rt, struct http_reply *rep)
+static json_object *parse_body(struct conn *c, const struct http_route *rt, struct http_reply *rep)
 {
 	const char *ctype;
 	struct json_tokener *tok;
@@ -193,15 +191,18 @@ static json_object *parse_body(struct MHD_Connection *c, struct request *rq,
 	enum json_tokener_error jerr;
 	size_t used;
 
-	if (only_space(rq->body, rq->len))
+	const char *body = c->buf + c->head_len;
+	size_t len = c->body_len;
+
+	if (only_space(body, len))
 		return NULL;
-	ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	ctype = c->content_type[0] ? c->content_type : NULL;
 	if (ctype && strncasecmp(ctype, "application/json", 16)) {
 		http_error(rep, 415, "unsupported_media_type",
 			   "the body must be application/json, not %.64s", ctype);
 		return NULL;
 	}
-	if (memchr(rq->body, 0, rq->len)) {
+	if (memchr(body, 0, len)) {
 		http_error(rep, 400, "bad_json", "the body contains a NUL byte");
 		return NULL;
 	}
@@ -210,7 +211,7 @@ static json_object *parse_body(struct MHD_Connection *c, struct request *rq,
 		http_error(rep, 500, "internal", "out of memory");
 		return NULL;
 	}
-	obj = json_tokener_parse_ex(tok, rq->body, (int)rq->len);
+	obj = json_tokener_parse_ex(tok, body, (int)len);
 	jerr = json_tokener_get_error(tok);
 	used = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
@@ -221,7 +222,7 @@ static json_object *parse_body(struct MHD_Connection *c, struct request *rq,
 							 : json_tokener_error_desc(jerr));
 		return NULL;
 	}
-	if (!only_space(rq->body + used, rq->len - used)) {
+	if (!only_space(body + used, len - used)) {
 		json_object_put(obj);
 		http_error(rep, 400, "bad_json", "malformed JSON: text after the object");
 		return NULL;
@@ -239,106 +240,256 @@ static json_object *parse_body(struct MHD_Connection *c, struct request *rq,
 	return obj;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **closure)
+static const char *reason(int status)
 {
-	struct http_server *s = cls;
-	struct request *rq = *closure;
+	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	default: return "Internal Server Error";
+	}
+}
+
+static void close_conn(struct conn *c)
+{
+	struct http_server *s = c->s;
+
+	for (struct conn **pp = &s->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	s->nr_conns--;
+	event_loop_del(s->loop, &c->h);
+	close(c->h.fd);
+	free(c->out);
+	if (c->after)
+		c->after(c->after_arg);
+	free(c);
+}
+
+/* Writes what it can; true when the connection is finished with. */
+static bool flush_out(struct conn *c)
+{
+	while (c->out_pos < c->out_len) {
+		ssize_t n = send(c->h.fd, c->out + c->out_pos, c->out_len - c->out_pos,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return false;
+		if (n <= 0)
+			return true; /* the client went away */
+		c->out_pos += (size_t)n;
+		c->last_activity = time(NULL);
+	}
+	shutdown(c->h.fd, SHUT_WR);
+	return true;
+}
+
+static void send_reply(struct conn *c, struct http_reply *rep, const char *allow)
+{
+	char head[256];
+	const char *text;
+	int n;
+
+	if (!rep->body)
+		rep->body = json_object_new_object();
+	text = json_object_to_json_string_ext(rep->body, JSON_C_TO_STRING_PLAIN |
+					      JSON_C_TO_STRING_NOSLASHESCAPE);
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n",
+		     rep->status, reason(rep->status), strlen(text), allow ? "Allow: " : "",
+		     allow ? allow : "", allow ? "\r\n" : "");
+	c->out_len = (size_t)n + strlen(text);
+	c->out = malloc(c->out_len);
+	if (c->out) {
+		memcpy(c->out, head, (size_t)n);
+		memcpy(c->out + n, text, strlen(text));
+	} else {
+		c->out_len = 0;
+	}
+	json_object_put(rep->body);
+	rep->body = NULL;
+	c->after = rep->after;
+	c->after_arg = rep->after_arg;
+	c->replying = true;
+	if (flush_out(c))
+		close_conn(c);
+	else
+		event_loop_mod(c->s->loop, &c->h, EPOLLOUT);
+}
+
+static void reply_error(struct conn *c, int status, const char *code, const char *msg)
+{
+	struct http_reply rep = { 0 };
+
+	http_error(&rep, status, code, "%s", msg);
+	send_reply(c, &rep, NULL);
+}
+
+/* The request line and headers; 0, or an error reply was sent. */
+static int parse_head(struct conn *c)
+{
+	char *line = c->buf, *end, *v;
+	bool has_length = false;
+	char version[16];
+
+	c->buf[c->head_len - 2] = 0; /* the head ends "\r\n\r\n": cut at the blank line */
+	end = strstr(line, "\r\n");
+	if (end)
+		*end = 0;
+	if (sscanf(line, "%15s %255s %15s", c->method, c->path, version) != 3 ||
+	    strncmp(version, "HTTP/1.", 7)) {
+		reply_error(c, 400, "bad_request", "malformed HTTP request line");
+		return -1;
+	}
+	for (line = end ? end + 2 : NULL; line && *line; line = end ? end + 2 : NULL) {
+		end = strstr(line, "\r\n");
+		if (end)
+			*end = 0;
+		v = strchr(line, ':');
+		if (!v)
+			continue;
+		*v++ = 0;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (!strcasecmp(line, "Content-Length")) {
+			char *e;
+			unsigned long long n = strtoull(v, &e, 10);
+
+			if (!isdigit((unsigned char)*v) || *e) {
+				reply_error(c, 400, "bad_request", "malformed Content-Length");
+				return -1;
+			}
+			if (n > HTTP_MAX_BODY) {
+				char msg[64];
+
+				snprintf(msg, sizeof(msg), "the body is larger than %d bytes", HTTP_MAX_BODY);
+				reply_error(c, 413, "payload_too_large", msg);
+				return -1;
+			}
+			c->body_len = (size_t)n;
+			has_length = true;
+		} else if (!strcasecmp(line, "Transfer-Encoding")) {
+			reply_error(c, 501, "not_implemented",
+				    "chunked request bodies are not supported: send Content-Length");
+			return -1;
+		} else if (!strcasecmp(line, "Content-Type")) {
+			snprintf(c->content_type, sizeof(c->content_type), "%s", v);
+		} else if (!strcasecmp(line, "Expect") && !strcasecmp(v, "100-continue")) {
+			/* curl waits for this before sending a body; a reply to it is all we owe. */
+			if (send(c->h.fd, "HTTP/1.1 100 Continue\r\n\r\n", 25, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				log_debug("api: cannot send 100 Continue: %s", strerror(errno));
+		}
+	}
+	(void)has_length;
+	return 0;
+}
+
+static void dispatch(struct conn *c)
+{
 	struct http_reply rep = { .status = 200 };
 	const struct http_route *rt;
 	struct http_request req;
 	char allow[64];
-	enum MHD_Result r;
 
-	if (!rq) {
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-
-		rq = calloc(1, sizeof(*rq));
-		if (!rq)
-			return MHD_NO;
-		*closure = rq;
-		/* Refuse a declared oversize body before reading any of it. */
-		if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY) {
-			rq->too_big = true;
-			http_error(&rep, 413, "payload_too_large", "the body is larger than %d bytes",
-				   HTTP_MAX_BODY);
-			return send_reply(c, &rep, NULL);
-		}
-		return MHD_YES;
+	rt = find_route(c->s, c->method, c->path, &rep, allow, sizeof(allow));
+	if (!rt) {
+		send_reply(c, &rep, rep.status == 405 ? allow : NULL);
+		return;
 	}
-	if (*upload_size) {
-		if (!rq->too_big && *upload_size <= HTTP_MAX_BODY - rq->len) {
-			memcpy(rq->body + rq->len, upload, *upload_size);
-			rq->len += *upload_size;
-		} else {
-			rq->too_big = true;
-		}
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	if (rq->too_big) {
-		http_error(&rep, 413, "payload_too_large", "the body is larger than %d bytes",
-			   HTTP_MAX_BODY);
-		return send_reply(c, &rep, NULL);
-	}
-	rt = find_route(s, method, url, &rep, allow, sizeof(allow));
-	if (!rt)
-		return send_reply(c, &rep, rep.status == 405 ? allow : NULL);
-	req = (struct http_request){ .method = method, .path = url };
-	req.body = parse_body(c, rq, rt, &rep);
+	req = (struct http_request){ .method = c->method, .path = c->path };
+	req.body = parse_body(c, rt, &rep);
 	if (rep.status == 200)
-		rt->fn(s->ctx, &req, &rep);
+		rt->fn(c->s->ctx, &req, &rep);
 	json_object_put(req.body);
-	rq->after = rep.after;
-	rq->after_arg = rep.after_arg;
-	r = send_reply(c, &rep, NULL);
-	log_debug("api: %s %s -> %d", method, url, rep.status);
-	return r;
+	log_debug("api: %s %s -> %d", c->method, c->path, rep.status);
+	send_reply(c, &rep, NULL);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **closure,
-			 enum MHD_RequestTerminationCode why)
+static void on_conn(struct event_handler *h, uint32_t events)
 {
-	struct request *rq = *closure;
+	struct conn *c = container_of(h, struct conn, h);
+	ssize_t n;
 
-	*closure = NULL;
-	if (!rq)
-		return;
-	if (rq->after)
-		rq->after(rq->after_arg);
-	free(rq);
-}
-
-static void mhd_log(void *arg, const char *fmt, va_list ap)
-{
-	if (log_get_level() >= LOG_LEVEL_DEBUG)
-		log_vmsg(LOG_LEVEL_DEBUG, fmt, ap);
-}
-
-/* Runs MHD, then arms our timer for its next timeout (or disarms it). */
-static void run_mhd(struct http_server *s)
-{
-	MHD_UNSIGNED_LONG_LONG ms;
-	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
-
-	MHD_run(s->daemon);
-	if (MHD_get_timeout(s->daemon, &ms) == MHD_YES) {
-		event_timer_arm(&s->timer, ms * 1000000ULL, 0);
+	if (c->replying) {
+		if (flush_out(c))
+			close_conn(c);
 		return;
 	}
-	timerfd_settime(s->timer.h.fd, 0, &its, NULL);
+	n = recv(c->h.fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		close_conn(c); /* closed or failed before a whole request came */
+		return;
+	}
+	c->len += (size_t)n;
+	c->last_activity = time(NULL);
+	if (!c->head_len) {
+		char *end = memmem(c->buf, MIN(c->len, (size_t)HTTP_MAX_HEAD), "\r\n\r\n", 4);
+
+		if (!end) {
+			if (c->len >= HTTP_MAX_HEAD)
+				reply_error(c, 431, "bad_request", "the request head is larger than 8192 bytes");
+			return;
+		}
+		c->head_len = (size_t)(end - c->buf) + 4;
+		if (parse_head(c))
+			return;
+	}
+	if (c->len - c->head_len < c->body_len)
+		return; /* more body to come */
+	dispatch(c);
 }
 
-static void on_mhd_ready(struct event_handler *h, uint32_t events)
+static void on_accept(struct event_handler *h, uint32_t events)
 {
-	run_mhd(container_of(h, struct http_server, h));
+	struct http_server *s = container_of(h, struct http_server, listen_h);
+	int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct conn *c;
+
+	if (fd < 0)
+		return;
+	if (s->nr_conns >= HTTP_MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
+		close(fd); /* busy: the client sees the connection closed */
+		return;
+	}
+	c->s = s;
+	c->h.fd = fd;
+	c->h.cb = on_conn;
+	c->last_activity = time(NULL);
+	if (event_loop_add(s->loop, &c->h, EPOLLIN)) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = s->conns;
+	s->conns = c;
+	s->nr_conns++;
 }
 
-static void on_mhd_timer(struct event_timer *t)
+static void on_idle_timer(struct event_timer *t)
 {
-	run_mhd(container_of(t, struct http_server, timer));
+	struct http_server *s = container_of(t, struct http_server, timer);
+	time_t now = time(NULL);
+
+	for (struct conn *c = s->conns, *next; c; c = next) {
+		next = c->next;
+		if (now - c->last_activity > HTTP_IDLE_S)
+			close_conn(c);
+	}
 }
 
 struct http_server *http_server_start(struct event_loop *loop, const char *path,
@@ -346,7 +497,6 @@ struct http_server *http_server_start(struct event_loop *loop, const char *path,
 				      char *err, size_t errlen)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
-	const union MHD_DaemonInfo *info;
 	char why[128];
 	int r;
 
@@ -358,7 +508,7 @@ struct http_server *http_server_start(struct event_loop *loop, const char *path,
 	s->routes = routes;
 	s->nr_routes = nr_routes;
 	s->ctx = ctx;
-	s->h.fd = -1;
+	s->listen_h.fd = -1;
 	s->timer.h.fd = -1;
 	s->path = strdup(path);
 	r = unix_socket_listen(&s->listener, path, 8, why, sizeof(why));
@@ -367,23 +517,11 @@ struct http_server *http_server_start(struct event_loop *loop, const char *path,
 		http_server_stop(s);
 		return NULL;
 	}
-	s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				     on_request, s,
-				     MHD_OPTION_LISTEN_SOCKET, s->listener.fd,
-				     MHD_OPTION_CONNECTION_LIMIT, 16U,
-				     MHD_OPTION_CONNECTION_TIMEOUT, 10U,
-				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				     MHD_OPTION_END);
-	info = s->daemon ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
-	if (!info) {
-		snprintf(err, errlen, "--api-socket %s: cannot start the HTTP server", path);
-		http_server_stop(s);
-		return NULL;
-	}
-	s->h.fd = info->epoll_fd;
-	s->h.cb = on_mhd_ready;
-	if (event_loop_add(loop, &s->h, EPOLLIN) || event_timer_init(loop, &s->timer, on_mhd_timer)) {
+	s->listen_h.fd = s->listener.fd;
+	s->listen_h.cb = on_accept;
+	if (event_loop_add(loop, &s->listen_h, EPOLLIN) ||
+	    event_timer_init(loop, &s->timer, on_idle_timer) ||
+	    event_timer_arm(&s->timer, 1000000000ULL, 1000000000ULL)) {
 		snprintf(err, errlen, "--api-socket %s: cannot watch the socket", path);
 		http_server_stop(s);
 		return NULL;
@@ -395,17 +533,18 @@ void http_server_stop(struct http_server *s)
 {
 	if (!s)
 		return;
-	if (s->h.fd >= 0)
-		event_loop_del(s->loop, &s->h);
+	while (s->conns) {
+		s->conns->after = NULL; /* the server is going: no deferred actions */
+		close_conn(s->conns);
+	}
 	if (s->timer.h.fd >= 0)
 		event_timer_destroy(s->loop, &s->timer);
-	if (s->daemon) {
-		/* MHD closes the listening socket we gave it. */
-		MHD_stop_daemon(s->daemon);
-		s->listener.fd = -1;
-	}
-	if (s->listener.fd >= 0)
+	if (s->listen_h.fd >= 0) {
+		event_loop_del(s->loop, &s->listen_h);
+		close(s->listen_h.fd);
+	} else if (s->listener.fd >= 0) {
 		close(s->listener.fd);
+	}
 	if (s->path && s->listener.dev)
 		unix_socket_unlink(&s->listener, s->path);
 	free(s->path);

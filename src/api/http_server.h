@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The control API's HTTP/1.1 server: libmicrohttpd on a listening UNIX
- * socket, driven from the VMM's main event loop (no thread of its own), so
- * handlers run on the main thread and may act on the machine directly.
+ * The control API's HTTP/1.1 server on a listening UNIX socket, driven
+ * from the VMM's main event loop (no thread of its own), so handlers run on
+ * the main thread and may act on the machine directly.
  *
  * What this layer enforces, so handlers see only well-formed requests:
  *  - a route table of (method, path); an unknown path is 404, a known path
  *    with another method 405 with an Allow header;
+ *  - one request per connection, replies with Connection: close; bodies
+ *    with Content-Length only (chunked: 501);
  *  - bodies: at most HTTP_MAX_BODY bytes (413 otherwise), JSON objects
  *    only (400 for anything else, nesting limited), Content-Type
  *    application/json when there is a body (415 otherwise); routes that take
