@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,10 @@ struct acpi_pm {
 	uint16_t sts, en, cnt;
 	bool sci_level;
 	uint64_t tmr_base_ns;
+	/* While the VM is paused the PM timer stands still at this many ns. */
+	bool paused;
+	uint64_t paused_elapsed_ns;
+	uint64_t power_button_presses, sci_raised; /* statistics */
 };
 
 static uint64_t mono_ns(void)
@@ -72,9 +77,19 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * Guest time the timer has counted. It stops while the VM is paused, as
+ * kvmclock does: a guest that compares the two (Linux's clocksource
+ * watchdog) must not see them drift apart over a pause.
+ */
+static uint64_t elapsed_ns(const struct acpi_pm *pm)
+{
+	return pm->paused ? pm->paused_elapsed_ns : mono_ns() - pm->tmr_base_ns;
+}
+
 static uint32_t timer_value(const struct acpi_pm *pm)
 {
-	uint64_t ns = mono_ns() - pm->tmr_base_ns;
+	uint64_t ns = elapsed_ns(pm);
 
 	/* Split so the product cannot overflow however long the VM runs. */
 	return (uint32_t)((ns / 1000000000ull) * ACPI_PM_TMR_HZ +
@@ -87,6 +102,7 @@ static void update_sci(struct acpi_pm *pm)
 
 	if (level != pm->sci_level) {
 		pm->sci_level = level;
+		pm->sci_raised += level;
 		irq_line_set(&pm->sci, level);
 	}
 }
@@ -187,6 +203,7 @@ static const struct bus_ops pm_ops = { .read = pm_read, .write = pm_write };
 void acpi_pm_power_button(struct acpi_pm *pm)
 {
 	pthread_mutex_lock(&pm->lock);
+	pm->power_button_presses++;
 	pm->sts |= PWRBTN_STS;
 	update_sci(pm);
 	pthread_mutex_unlock(&pm->lock);
@@ -235,3 +252,93 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
+
+static void acpi_pm_pause(void *dev)
+{
+	struct acpi_pm *pm = dev;
+
+	pthread_mutex_lock(&pm->lock);
+	if (!pm->paused) {
+		pm->paused_elapsed_ns = elapsed_ns(pm);
+		pm->paused = true;
+	}
+	pthread_mutex_unlock(&pm->lock);
+}
+
+static void acpi_pm_resume(void *dev)
+{
+	struct acpi_pm *pm = dev;
+
+	pthread_mutex_lock(&pm->lock);
+	if (pm->paused) {
+		pm->tmr_base_ns = mono_ns() - pm->paused_elapsed_ns;
+		pm->paused = false;
+	}
+	pthread_mutex_unlock(&pm->lock);
+}
+
+/* Version 1: PM1 status, enable and control, and the PM timer's count in ns. */
+static int acpi_pm_save(void *dev, const char *name, struct state_writer *w)
+{
+	struct acpi_pm *pm = dev;
+
+	pthread_mutex_lock(&pm->lock);
+	state_begin(w, name, 1);
+	state_put_u16(w, pm->sts);
+	state_put_u16(w, pm->en);
+	state_put_u16(w, pm->cnt);
+	state_put_u64(w, elapsed_ns(pm));
+	state_end(w);
+	pthread_mutex_unlock(&pm->lock);
+	return state_writer_error(w);
+}
+
+static int acpi_pm_load(void *dev, struct state_section *s, char *err, size_t errlen)
+{
+	struct acpi_pm *pm = dev;
+	uint16_t sts, en, cnt;
+	uint64_t elapsed;
+
+	if (state_check_version(s, 1, 1, err, errlen))
+		return -EINVAL;
+	sts = state_get_u16(s);
+	en = state_get_u16(s);
+	cnt = state_get_u16(s);
+	elapsed = state_get_u64(s);
+	if (state_finish(s, err, errlen))
+		return -EBADMSG;
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts & STS_MASK;
+	pm->en = en & EN_MASK;
+	pm->cnt = cnt & CNT_KEPT;
+	pm->paused = false;
+	pm->tmr_base_ns = mono_ns() - MIN(elapsed, mono_ns());
+	pm->sci_level = false;
+	irq_line_set(&pm->sci, false);
+	update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
+static void acpi_pm_stats(void *dev, struct stats_sink *sink)
+{
+	struct acpi_pm *pm = dev;
+	uint64_t presses, sci;
+
+	pthread_mutex_lock(&pm->lock);
+	presses = pm->power_button_presses;
+	sci = pm->sci_raised;
+	pthread_mutex_unlock(&pm->lock);
+	stats_counter(sink, "power_button_presses", presses);
+	stats_counter(sink, "sci_raised", sci);
+}
+
+const struct device_ops acpi_pm_device_ops = {
+	.type = "acpi-pm",
+	.state_version = 1,
+	.pause = acpi_pm_pause,
+	.resume = acpi_pm_resume,
+	.save = acpi_pm_save,
+	.load = acpi_pm_load,
+	.stats = acpi_pm_stats,
+};

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "keel/bus.h"
+#include "keel/device.h"
 #include "keel/irq.h"
 #include "keel/vm_events.h"
 
@@ -39,5 +40,11 @@ void acpi_pm_power_button(struct acpi_pm *pm);
 void acpi_pm_reset(struct acpi_pm *pm);
 /* NULL is fine. */
 void acpi_pm_destroy(struct acpi_pm *pm);
+
+/*
+ * Saved state (section version 1), statistics, and pause/resume, which stop
+ * the PM timer while the VM is paused; dev is a struct acpi_pm.
+ */
+extern const struct device_ops acpi_pm_device_ops;
 
 #endif

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,7 @@ struct cmos_rtc {
 	struct gtime offset;  /* guest time minus host time */
 	struct gtime checked; /* guest time up to which register C is current */
 	bool line;
+	uint64_t irqs; /* statistics: rising edges of the line */
 };
 
 static bool is_time_reg(unsigned reg)
@@ -277,6 +279,7 @@ static void update_irq(struct cmos_rtc *rtc)
 	rtc->ram[REG_C] = (rtc->ram[REG_C] & ~C_IRQF) | (level ? C_IRQF : 0);
 	if (level != rtc->line) {
 		rtc->line = level;
+		rtc->irqs += level;
 		irq_line_set(&rtc->irq, level);
 	}
 }
@@ -489,3 +492,82 @@ void cmos_rtc_destroy(struct cmos_rtc *rtc)
 	pthread_mutex_destroy(&rtc->lock);
 	free(rtc);
 }
+
+/*
+ * Version 1: index and NMI mask, the 128 bytes of registers and CMOS RAM,
+ * and the guest's clock as an offset from the host's wall clock, so a
+ * restored or migrated guest reads the right date whenever it resumes.
+ */
+static int rtc_save(void *dev, const char *name, struct state_writer *w)
+{
+	struct cmos_rtc *rtc = dev;
+
+	pthread_mutex_lock(&rtc->lock);
+	catch_up(rtc);
+	update_irq(rtc);
+	state_begin(w, name, 1);
+	state_put_u8(w, rtc->index);
+	state_put_bool(w, rtc->nmi_masked);
+	state_put_bytes(w, rtc->ram, sizeof(rtc->ram));
+	state_put_u64(w, (uint64_t)rtc->offset.sec);
+	state_put_u64(w, (uint64_t)rtc->offset.nsec);
+	state_end(w);
+	pthread_mutex_unlock(&rtc->lock);
+	return state_writer_error(w);
+}
+
+static int rtc_load(void *dev, struct state_section *s, char *err, size_t errlen)
+{
+	struct cmos_rtc *rtc = dev;
+	uint8_t index, ram[128];
+	int64_t off_sec, off_nsec;
+	bool nmi;
+
+	if (state_check_version(s, 1, 1, err, errlen))
+		return -EINVAL;
+	index = state_get_u8(s);
+	nmi = state_get_bool(s);
+	state_get_bytes(s, ram, sizeof(ram));
+	off_sec = (int64_t)state_get_u64(s);
+	off_nsec = (int64_t)state_get_u64(s);
+	if (state_finish(s, err, errlen))
+		return -EBADMSG;
+	/* timegm() can only have made offsets within a few hundred years of now. */
+	if (index > 0x7f || off_nsec < -NS || off_nsec >= NS || off_sec > (1LL << 40) ||
+	    off_sec < -(1LL << 40)) {
+		snprintf(err, errlen, "%s: saved values out of range", s->tag);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&rtc->lock);
+	rtc->index = index;
+	rtc->nmi_masked = nmi;
+	memcpy(rtc->ram, ram, sizeof(ram));
+	rtc->offset.sec = off_sec;
+	rtc->offset.nsec = off_nsec;
+	/* Events missed while the VM was saved are not replayed. */
+	rtc->checked = guest_now(rtc);
+	rtc->line = !(irq_sources(rtc) != 0);
+	update_irq(rtc);
+	schedule(rtc);
+	pthread_mutex_unlock(&rtc->lock);
+	return 0;
+}
+
+static void rtc_stats(void *dev, struct stats_sink *sink)
+{
+	struct cmos_rtc *rtc = dev;
+	uint64_t irqs;
+
+	pthread_mutex_lock(&rtc->lock);
+	irqs = rtc->irqs;
+	pthread_mutex_unlock(&rtc->lock);
+	stats_counter(sink, "interrupts", irqs);
+}
+
+const struct device_ops cmos_rtc_device_ops = {
+	.type = "cmos-rtc",
+	.state_version = 1,
+	.save = rtc_save,
+	.load = rtc_load,
+	.stats = rtc_stats,
+};

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "keel/bus.h"
+#include "keel/device.h"
 #include "keel/event_loop.h"
 #include "keel/irq.h"
 
@@ -38,5 +39,8 @@ struct cmos_rtc *cmos_rtc_create(struct bus *pio, struct irq_line irq, struct ev
 void cmos_rtc_reset(struct cmos_rtc *rtc);
 /* NULL is fine. */
 void cmos_rtc_destroy(struct cmos_rtc *rtc);
+
+/* Saved state (section version 1) and statistics; dev is a struct cmos_rtc. */
+extern const struct device_ops cmos_rtc_device_ops;
 
 #endif

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,7 @@ struct i8042 {
 	struct obyte queue[QUEUE_LEN];
 	unsigned head, count;
 	bool kbd_level, aux_level;
+	uint64_t commands; /* statistics */
 };
 
 static void push(struct i8042 *k, uint8_t data, uint8_t status)
@@ -134,6 +136,7 @@ static void request_reset(struct i8042 *k, const char *how)
 
 static void command(struct i8042 *k, uint8_t cmd)
 {
+	k->commands++;
 	if (cmd >= CMD_READ_RAM && cmd < CMD_READ_RAM + 32) {
 		push(k, k->ram[cmd - CMD_READ_RAM], 0);
 		return;
@@ -334,3 +337,85 @@ void i8042_destroy(struct i8042 *k)
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
+
+/* Version 1: controller RAM, output port, the pending command, the output queue in order. */
+static int i8042_save(void *dev, const char *name, struct state_writer *w)
+{
+	struct i8042 *k = dev;
+
+	pthread_mutex_lock(&k->lock);
+	state_begin(w, name, 1);
+	state_put_bytes(w, k->ram, sizeof(k->ram));
+	state_put_u8(w, k->outport);
+	state_put_u8(w, k->pending);
+	state_put_bool(w, k->last_was_cmd);
+	state_put_u8(w, k->last_data);
+	state_put_u8(w, (uint8_t)k->count);
+	for (unsigned i = 0; i < k->count; i++) {
+		state_put_u8(w, k->queue[(k->head + i) % QUEUE_LEN].data);
+		state_put_u8(w, k->queue[(k->head + i) % QUEUE_LEN].status);
+	}
+	state_end(w);
+	pthread_mutex_unlock(&k->lock);
+	return state_writer_error(w);
+}
+
+static int i8042_load(void *dev, struct state_section *s, char *err, size_t errlen)
+{
+	struct i8042 *k = dev;
+	struct i8042 n;
+
+	if (state_check_version(s, 1, 1, err, errlen))
+		return -EINVAL;
+	state_get_bytes(s, n.ram, sizeof(n.ram));
+	n.outport = state_get_u8(s);
+	n.pending = state_get_u8(s);
+	n.last_was_cmd = state_get_bool(s);
+	n.last_data = state_get_u8(s);
+	n.count = state_get_u8(s);
+	if (n.count > QUEUE_LEN) {
+		snprintf(err, errlen, "%s: %u bytes queued, at most %u fit", s->tag, n.count, QUEUE_LEN);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < n.count; i++) {
+		n.queue[i].data = state_get_u8(s);
+		n.queue[i].status = state_get_u8(s) & (STS_AUXDATA | STS_TIMEOUT);
+	}
+	if (state_finish(s, err, errlen))
+		return -EBADMSG;
+	pthread_mutex_lock(&k->lock);
+	memcpy(k->ram, n.ram, sizeof(k->ram));
+	k->outport = n.outport;
+	k->pending = n.pending;
+	k->last_was_cmd = n.last_was_cmd;
+	k->last_data = n.last_data;
+	memcpy(k->queue, n.queue, sizeof(k->queue));
+	k->head = 0;
+	k->count = n.count;
+	/* Both lines low, then up where this state has an interrupt pending. */
+	k->kbd_level = k->aux_level = false;
+	irq_line_set(&k->kbd_irq, false);
+	irq_line_set(&k->aux_irq, false);
+	update_irqs(k);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static void i8042_stats(void *dev, struct stats_sink *sink)
+{
+	struct i8042 *k = dev;
+	uint64_t n;
+
+	pthread_mutex_lock(&k->lock);
+	n = k->commands;
+	pthread_mutex_unlock(&k->lock);
+	stats_counter(sink, "commands", n);
+}
+
+const struct device_ops i8042_device_ops = {
+	.type = "i8042",
+	.state_version = 1,
+	.save = i8042_save,
+	.load = i8042_load,
+	.stats = i8042_stats,
+};

@@ -10,6 +10,7 @@
 #define KEEL_HW_I8042_H
 
 #include "keel/bus.h"
+#include "keel/device.h"
 #include "keel/irq.h"
 #include "keel/vm_events.h"
 
@@ -27,5 +28,8 @@ struct i8042 *i8042_create(struct bus *pio, struct irq_line kbd_irq, struct irq_
 void i8042_reset(struct i8042 *kbc);
 /* NULL is fine. */
 void i8042_destroy(struct i8042 *kbc);
+
+/* Saved state (section version 1) and statistics; dev is a struct i8042. */
+extern const struct device_ops i8042_device_ops;
 
 #endif

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct reset_ctl {
 	struct vm_events *events;
 	uint8_t port_a, cf9;
 	struct reset_port ports[2];
+	uint64_t resets; /* statistics */
 };
 
 static bool port_write(struct reset_ctl *rc, bool is_cf9, uint8_t v)
@@ -57,8 +59,10 @@ static void reset_port_write(void *opaque, uint64_t offset, const void *data, un
 	struct reset_port *p = opaque;
 
 	pthread_mutex_lock(&p->rc->lock);
-	if (port_write(p->rc, p->is_cf9, *(const uint8_t *)data))
+	if (port_write(p->rc, p->is_cf9, *(const uint8_t *)data)) {
+		p->rc->resets++;
 		vm_request_stop(p->rc->events, VM_STOP_RESET);
+	}
 	pthread_mutex_unlock(&p->rc->lock);
 }
 
@@ -111,3 +115,54 @@ void reset_ctl_destroy(struct reset_ctl *rc)
 	pthread_mutex_destroy(&rc->lock);
 	free(rc);
 }
+
+/* Version 1: port A (A20) and the kept bits of 0xcf9. */
+static int reset_ctl_save(void *dev, const char *name, struct state_writer *w)
+{
+	struct reset_ctl *rc = dev;
+
+	pthread_mutex_lock(&rc->lock);
+	state_begin(w, name, 1);
+	state_put_u8(w, rc->port_a);
+	state_put_u8(w, rc->cf9);
+	state_end(w);
+	pthread_mutex_unlock(&rc->lock);
+	return state_writer_error(w);
+}
+
+static int reset_ctl_load(void *dev, struct state_section *s, char *err, size_t errlen)
+{
+	struct reset_ctl *rc = dev;
+	uint8_t port_a, cf9;
+
+	if (state_check_version(s, 1, 1, err, errlen))
+		return -EINVAL;
+	port_a = state_get_u8(s);
+	cf9 = state_get_u8(s);
+	if (state_finish(s, err, errlen))
+		return -EBADMSG;
+	pthread_mutex_lock(&rc->lock);
+	rc->port_a = port_a & ~PORT_A_FAST_RESET;
+	rc->cf9 = cf9 & CF9_KEPT;
+	pthread_mutex_unlock(&rc->lock);
+	return 0;
+}
+
+static void reset_ctl_stats(void *dev, struct stats_sink *sink)
+{
+	struct reset_ctl *rc = dev;
+	uint64_t n;
+
+	pthread_mutex_lock(&rc->lock);
+	n = rc->resets;
+	pthread_mutex_unlock(&rc->lock);
+	stats_counter(sink, "resets", n);
+}
+
+const struct device_ops reset_ctl_device_ops = {
+	.type = "reset-control",
+	.state_version = 1,
+	.save = reset_ctl_save,
+	.load = reset_ctl_load,
+	.stats = reset_ctl_stats,
+};

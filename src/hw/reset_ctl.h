@@ -14,6 +14,7 @@
 #define KEEL_HW_RESET_CTL_H
 
 #include "keel/bus.h"
+#include "keel/device.h"
 #include "keel/vm_events.h"
 
 #define RESET_CTL_PORT_A 0x92
@@ -27,5 +28,8 @@ struct reset_ctl *reset_ctl_create(struct bus *pio, struct vm_events *events);
 void reset_ctl_reset(struct reset_ctl *rc);
 /* NULL is fine. */
 void reset_ctl_destroy(struct reset_ctl *rc);
+
+/* Saved state (section version 1) and statistics; dev is a struct reset_ctl. */
+extern const struct device_ops reset_ctl_device_ops;
 
 #endif

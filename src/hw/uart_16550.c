@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,8 @@ struct uart_16550 {
 
 	uint8_t rx_fifo[FIFO_SIZE];
 	unsigned rx_head, rx_count;
+
+	uint64_t tx_bytes, rx_bytes, overruns; /* statistics */
 };
 
 static unsigned rx_capacity(const struct uart_16550 *u)
@@ -201,6 +204,7 @@ static bool rx_push(struct uart_16550 *u, uint8_t b)
 {
 	if (u->rx_count >= rx_capacity(u)) {
 		u->lsr |= LSR_OE;
+		u->overruns++;
 		return false;
 	}
 	u->rx_fifo[(u->rx_head + u->rx_count) % FIFO_SIZE] = b;
@@ -235,6 +239,7 @@ static void write_thr(struct uart_16550 *u, uint8_t b)
 		rx_push(u, b);
 	else if (u->ops && u->ops->tx)
 		u->ops->tx(u->opaque, &b, 1);
+	u->tx_bytes++;
 	/* The byte left at once: THR (and the shift register) are empty again. */
 	u->lsr |= LSR_THRE | LSR_TEMT;
 	u->thre_pending = true;
@@ -392,6 +397,7 @@ size_t uart_16550_rx(struct uart_16550 *u, const uint8_t *buf, size_t len)
 	if (!(u->mcr & MCR_LOOP)) {
 		while (taken < len && u->rx_count < rx_capacity(u))
 			rx_push(u, buf[taken++]);
+		u->rx_bytes += taken;
 	}
 	if (taken < len)
 		u->rx_held = true;
@@ -469,3 +475,96 @@ void uart_16550_destroy(struct uart_16550 *u)
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
+
+/* Version 1: the registers, the receive FIFO in order, the latched THRE interrupt. */
+static int uart_save(void *dev, const char *name, struct state_writer *w)
+{
+	struct uart_16550 *u = dev;
+
+	pthread_mutex_lock(&u->lock);
+	state_begin(w, name, 1);
+	state_put_u8(w, u->ier);
+	state_put_u8(w, u->lcr);
+	state_put_u8(w, u->mcr);
+	state_put_u8(w, u->lsr);
+	state_put_u8(w, u->msr);
+	state_put_u8(w, u->scr);
+	state_put_u8(w, u->fcr);
+	state_put_u8(w, u->dll);
+	state_put_u8(w, u->dlm);
+	state_put_u8(w, u->rbr_last);
+	state_put_bool(w, u->thre_pending);
+	state_put_u8(w, (uint8_t)u->rx_count);
+	for (unsigned i = 0; i < u->rx_count; i++)
+		state_put_u8(w, u->rx_fifo[(u->rx_head + i) % FIFO_SIZE]);
+	state_end(w);
+	pthread_mutex_unlock(&u->lock);
+	return state_writer_error(w);
+}
+
+static int uart_load(void *dev, struct state_section *s, char *err, size_t errlen)
+{
+	struct uart_16550 *u = dev;
+	uint8_t r[10], fifo[FIFO_SIZE];
+	unsigned count;
+	bool thre, level;
+
+	if (state_check_version(s, 1, 1, err, errlen))
+		return -EINVAL;
+	state_get_bytes(s, r, sizeof(r));
+	thre = state_get_bool(s);
+	count = state_get_u8(s);
+	if (count > FIFO_SIZE || (!(r[6] & FCR_ENABLE) && count > 1)) {
+		snprintf(err, errlen, "%s: %u bytes in the receive FIFO", s->tag, count);
+		return -EINVAL;
+	}
+	state_get_bytes(s, fifo, count);
+	if (state_finish(s, err, errlen))
+		return -EBADMSG;
+	pthread_mutex_lock(&u->lock);
+	u->ier = r[0] & 0x0f;
+	u->lcr = r[1];
+	u->mcr = r[2] & MCR_MASK;
+	u->lsr = r[3] & (LSR_DR | LSR_OE | LSR_THRE | LSR_TEMT);
+	u->msr = r[4];
+	u->scr = r[5];
+	u->fcr = r[6] & FCR_KEPT;
+	u->dll = r[7];
+	u->dlm = r[8];
+	u->rbr_last = r[9];
+	u->thre_pending = thre;
+	u->rx_head = 0;
+	u->rx_count = count;
+	memcpy(u->rx_fifo, fifo, count);
+	u->lsr = (u->lsr & ~LSR_DR) | (count ? LSR_DR : 0);
+	u->rx_held = false;
+	/* The irqchip was loaded first; drive the line to what this state implies. */
+	level = pending_iid(u) != IIR_NO_INT && (u->mcr & MCR_OUT2);
+	u->line_level = level;
+	irq_line_set(&u->irq, level);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+static void uart_stats(void *dev, struct stats_sink *sink)
+{
+	struct uart_16550 *u = dev;
+	uint64_t tx, rx, oe;
+
+	pthread_mutex_lock(&u->lock);
+	tx = u->tx_bytes;
+	rx = u->rx_bytes;
+	oe = u->overruns;
+	pthread_mutex_unlock(&u->lock);
+	stats_counter(sink, "tx_bytes", tx);
+	stats_counter(sink, "rx_bytes", rx);
+	stats_counter(sink, "overruns", oe);
+}
+
+const struct device_ops uart_16550_device_ops = {
+	.type = "uart-16550",
+	.state_version = 1,
+	.save = uart_save,
+	.load = uart_load,
+	.stats = uart_stats,
+};

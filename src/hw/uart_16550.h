@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "keel/bus.h"
+#include "keel/device.h"
 #include "keel/irq.h"
 
 #define UART_COM1_PORT 0x3f8
@@ -37,6 +38,8 @@ struct uart_16550 *uart_16550_create(struct bus *pio, uint16_t port, struct irq_
 size_t uart_16550_rx(struct uart_16550 *uart, const uint8_t *buf, size_t len);
 /* Back to power-on state (on guest reset). */
 void uart_16550_reset(struct uart_16550 *uart);
+/* Saved state (section version 1) and statistics; dev is a struct uart_16550. */
+extern const struct device_ops uart_16550_device_ops;
 /* Unregisters from the bus and frees. NULL is fine. */
 void uart_16550_destroy(struct uart_16550 *uart);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/sysinfo.h>
+#include <sys/un.h>
 
 #include "keel/parse.h"
 #include "vmm/config.h"
@@ -22,6 +23,9 @@ enum {
 	OPT_NO_REBOOT,
 	OPT_KVM_DEVICE,
 	OPT_LOG_LEVEL,
+	OPT_API_SOCKET,
+	OPT_RESTORE,
+	OPT_INCOMING,
 	OPT_DISK,
 	OPT_NET,
 	OPT_RNG,
@@ -42,6 +46,9 @@ static const struct option long_options[] = {
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 	{ "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "rng", no_argument, NULL, OPT_RNG },
@@ -83,8 +90,19 @@ void config_print_help(const char *prog)
 	       "  --rng                a virtio-rng device fed by getrandom()\n"
 	       "  --kvm-device PATH    the KVM device (default /dev/kvm)\n"
 	       "  --log-level LEVEL    error, warn, info (default) or debug\n"
+	       "  --api-socket PATH    serve the control API (HTTP/1.1 + JSON, docs/api.md) on a\n"
+	       "                       UNIX socket at PATH (mode 0600; a stale socket is replaced)\n"
+	       "  --restore DIR        resume the VM saved in snapshot directory DIR (see docs/snapshot.md);\n"
+	       "                       the snapshot has the vCPUs, memory, kernel and command line, so\n"
+	       "                       only --console, --api-socket, --name, --log-level, --kvm-device\n"
+	       "                       may be given with it; DIR/memory must stay while the VM runs\n"
+	       "  --incoming tcp:HOST:PORT  wait there for a live migration from another keel-vmm\n"
+	       "                       (docs/migration.md) and run the VM it sends; the same flags as\n"
+	       "                       with --restore; exit 1 if the migration fails before the switch-over\n"
 	       "  --help               this text\n"
 	       "  --version            the version\n"
+	       "\n"
+	       "       %s ctl SOCKET COMMAND [ARGS]   drive a running VM (see '%s ctl --help')\n"
 	       "\n"
 	       "Exit status: 0 when the guest powered off (or rebooted with --no-reboot,\n"
 	       "or the console was quit with Ctrl-A x),\n"
@@ -93,7 +111,7 @@ void config_print_help(const char *prog)
 	       "128+N when keel-vmm was stopped by signal N.\n",
 	       prog, CONFIG_DEFAULT_CMDLINE, CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS,
 	       (unsigned long long)(CONFIG_DEFAULT_MEMORY >> 20),
-	       (unsigned long long)(CONFIG_MIN_MEMORY >> 20), CONFIG_MAX_DISKS, CONFIG_MAX_NETS);
+	       (unsigned long long)(CONFIG_MIN_MEMORY >> 20), CONFIG_MAX_DISKS, CONFIG_MAX_NETS, prog, prog);
 }
 
 #define FAIL(...)                                        \
@@ -197,6 +215,7 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 		if (!valid_name(arg))
 			FAIL("--name '%s': use 1 to 64 letters, digits, '.', '_' or '-'", arg);
 		cfg->name = arg;
+		cfg->name_given = true;
 		break;
 	case OPT_NO_REBOOT:
 		cfg->no_reboot = true;
@@ -207,6 +226,22 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 	case OPT_LOG_LEVEL:
 		if (parse_log_level(arg, &cfg->log_level))
 			FAIL("--log-level '%s': use error, warn, info or debug", arg);
+		break;
+	case OPT_API_SOCKET:
+		if (!*arg || strlen(arg) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			FAIL("--api-socket '%s': give a socket path of 1 to %zu bytes", arg,
+			     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		cfg->api_socket = arg;
+		break;
+	case OPT_RESTORE:
+		if (!*arg)
+			FAIL("--restore: give the snapshot's directory");
+		cfg->restore_dir = arg;
+		break;
+	case OPT_INCOMING:
+		if (strncmp(arg, "tcp:", 4) || !strchr(arg + 4, ':'))
+			FAIL("--incoming '%s': give tcp:HOST:PORT", arg);
+		cfg->incoming = arg;
 		break;
 	case OPT_DISK:
 		if (cfg->nr_disks == CONFIG_MAX_DISKS)
@@ -275,6 +310,21 @@ enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
 	}
 	if (optind < argc)
 		FAIL("unexpected argument '%s' (see --help)", argv[optind]);
+	if (cfg->restore_dir && cfg->incoming)
+		FAIL("--restore and --incoming exclude each other");
+	if (cfg->restore_dir || cfg->incoming) {
+		/* The virtio devices cannot be saved yet (docs/snapshot.md), so none come back. */
+		static const int from_snapshot[] = { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS,
+						     OPT_MEMORY, OPT_NO_REBOOT, OPT_DISK, OPT_NET,
+						     OPT_RNG };
+
+		for (unsigned i = 0; i < sizeof(from_snapshot) / sizeof(from_snapshot[0]); i++)
+			if (seen[from_snapshot[i]])
+				FAIL("--%s cannot be given with --%s: the %s has the VM's configuration",
+				     option_name(from_snapshot[i]), cfg->incoming ? "incoming" : "restore",
+				     cfg->incoming ? "source" : "snapshot");
+		return CONFIG_OK;
+	}
 	if (!cfg->kernel)
 		FAIL("--kernel is required: the Linux bzImage to boot (see --help)");
 	return CONFIG_OK;

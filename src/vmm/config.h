@@ -34,6 +34,10 @@ struct vm_config {
 	bool no_reboot;
 	const char *kvm_device;
 	enum log_level log_level;
+	const char *api_socket; /* NULL: no control API */
+	const char *restore_dir; /* --restore: the rest comes from the snapshot */
+	const char *incoming;   /* --incoming tcp:HOST:PORT: the rest comes from the source */
+	bool name_given;        /* --name was on the command line */
 
 	struct virtio_blk_opts disks[CONFIG_MAX_DISKS];
 	unsigned nr_disks;

@@ -18,6 +18,7 @@
 
 #include "keel/compiler.h"
 #include "keel/log.h"
+#include "keel/unix_socket.h"
 #include "vmm/console.h"
 #include "vmm/console_internal.h"
 
@@ -213,58 +214,21 @@ void console_client_gone(struct console *con)
 	pthread_mutex_unlock(&con->out_lock);
 }
 
-/* A socket file left by a keel-vmm that died is replaced; a live one is not. */
-static int clear_stale_socket(const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, live;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "--console unix:%s: exists and is not a socket", path);
-		return -EEXIST;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	if (live) {
-		snprintf(err, errlen, "--console unix:%s: another process is listening there", path);
-		return -EADDRINUSE;
-	}
-	return unlink(path) < 0 ? -errno : 0;
-}
-
 static int open_unix(struct console *con, const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, r;
+	struct unix_listener l;
+	char why[128];
+	int r;
 
 	strcpy(con->path, path);
-	strcpy(sa.sun_path, path);
-	r = clear_stale_socket(path, err, errlen);
+	r = unix_socket_listen(&l, path, 4, why, sizeof(why));
 	if (r) {
-		if (!*err)
-			snprintf(err, errlen, "--console unix:%s: %s", path, strerror(-r));
+		snprintf(err, errlen, "--console unix:%s: %s", path, why);
 		return r;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
-	    lstat(path, &st) < 0 || listen(fd, 4) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "--console unix:%s: cannot listen: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return r;
-	}
-	con->sock_dev = st.st_dev;
-	con->sock_ino = st.st_ino;
-	con->listen_h.fd = fd;
+	con->sock_dev = l.dev;
+	con->sock_ino = l.ino;
+	con->listen_h.fd = l.fd;
 	con->listen_h.cb = on_accept;
 	r = event_loop_add(con->loop, &con->listen_h, EPOLLIN);
 	if (r) {
@@ -337,8 +301,6 @@ struct console *console_open(const char *spec, struct event_loop *loop, char *er
 
 void console_close(struct console *con)
 {
-	struct stat st;
-
 	if (!con)
 		return;
 	if (con->kind == BACKEND_STDIO)
@@ -360,8 +322,8 @@ void console_close(struct console *con)
 		event_loop_del(con->loop, &con->listen_h);
 		close(con->listen_h.fd);
 		/* Only our own socket: someone may have replaced it meanwhile. */
-		if (!lstat(con->path, &st) && st.st_dev == con->sock_dev && st.st_ino == con->sock_ino)
-			unlink(con->path);
+		unix_socket_unlink(&(struct unix_listener){ .dev = con->sock_dev, .ino = con->sock_ino },
+				   con->path);
 	}
 	if (con->ready_h.fd >= 0) {
 		event_loop_del(con->loop, &con->ready_h);

@@ -15,6 +15,41 @@ void guest_ram_layout(uint64_t size, uint64_t *below_4g, uint64_t *above_4g)
 	*above_4g = size - *below_4g;
 }
 
+static void add_regions(struct guest_ram *ram)
+{
+	/* Guest RAM in a core dump of the VMM would be huge and leak guest secrets. */
+	madvise(ram->base, ram->size, MADV_DONTDUMP);
+	guest_mem_add_region(&ram->mem, 0, ram->below_4g, ram->base);
+	if (ram->above_4g)
+		guest_mem_add_region(&ram->mem, LAYOUT_RAM_ABOVE_4G_START, ram->above_4g,
+				     ram->base + ram->below_4g);
+}
+
+int guest_ram_create_from_file(struct guest_ram *ram, uint64_t size, int fd, uint64_t offset,
+			       char *err, size_t errlen)
+{
+	memset(ram, 0, sizeof(*ram));
+	ram->memfd = -1;
+	ram->size = size;
+	guest_ram_layout(size, &ram->below_4g, &ram->above_4g);
+	/*
+	 * Private: the guest's writes stay in this process (copy on write);
+	 * the page cache loads the rest on first touch, so nothing is read now.
+	 */
+	ram->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd,
+			 (off_t)offset);
+	if (ram->base == MAP_FAILED) {
+		int e = errno;
+
+		ram->base = NULL;
+		snprintf(err, errlen, "cannot map %llu MiB of guest RAM from the snapshot: %s",
+			 (unsigned long long)(size >> 20), strerror(e));
+		return -e;
+	}
+	add_regions(ram);
+	return 0;
+}
+
 int guest_ram_create(struct guest_ram *ram, uint64_t size, enum guest_ram_backing backing,
 		     char *err, size_t errlen)
 {
@@ -53,12 +88,8 @@ int guest_ram_create(struct guest_ram *ram, uint64_t size, enum guest_ram_backin
 	}
 	/* Huge pages where the host allows them; failure just means small pages. */
 	madvise(ram->base, size, MADV_HUGEPAGE);
-	/* Guest RAM in a core dump of the VMM would be huge and leak guest secrets. */
-	madvise(ram->base, size, MADV_DONTDUMP);
-	guest_mem_add_region(&ram->mem, 0, ram->below_4g, ram->base);
-	if (ram->above_4g)
-		guest_mem_add_region(&ram->mem, LAYOUT_RAM_ABOVE_4G_START, ram->above_4g,
-				     ram->base + ram->below_4g);
+	ram->anon = backing == GUEST_RAM_ANON;
+	add_regions(ram);
 	return 0;
 fail:
 	guest_ram_destroy(ram);
@@ -93,4 +124,84 @@ unsigned guest_ram_e820(uint64_t below_4g, uint64_t above_4g, struct e820_entry 
 	if (above_4g)
 		out[n++] = (struct e820_entry){ LAYOUT_RAM_ABOVE_4G_START, above_4g, E820_RAM };
 	return n;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+
+	for (unsigned i = 0; i < GUEST_RAM_PAGE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+/*
+ * Anonymous memory the guest never touched is not resident and reads as
+ * zeros; mincore() tells which pages are, without touching them.
+ */
+static bool next_resident(const struct guest_ram *ram, uint64_t pos, uint64_t *start, uint64_t *end)
+{
+	enum { CHUNK = 8 * MiB / GUEST_RAM_PAGE };
+	unsigned char vec[CHUNK];
+	uint64_t off = ALIGN_DOWN(pos, (uint64_t)GUEST_RAM_PAGE);
+	bool in_run = false;
+
+	while (off < ram->size) {
+		uint64_t len = MIN((uint64_t)CHUNK * GUEST_RAM_PAGE, ram->size - off);
+		uint64_t pages = len / GUEST_RAM_PAGE;
+
+		if (mincore(ram->base + off, len, vec) < 0) {
+			/* Cannot tell: call it all data, which is only slower. */
+			memset(vec, 1, pages);
+		}
+		for (uint64_t i = 0; i < pages; i++) {
+			bool resident = vec[i] & 1;
+
+			if (!in_run && resident) {
+				*start = off + i * GUEST_RAM_PAGE;
+				in_run = true;
+			} else if (in_run && !resident) {
+				*end = off + i * GUEST_RAM_PAGE;
+				return true;
+			}
+		}
+		off += len;
+		if (in_run && off - *start >= 8 * MiB) {
+			*end = off;
+			return true;
+		}
+	}
+	if (in_run)
+		*end = ram->size;
+	return in_run;
+}
+
+bool guest_ram_next_data(const struct guest_ram *ram, uint64_t pos, uint64_t *start, uint64_t *end)
+{
+	uint64_t data = pos, hole;
+
+	if (pos >= ram->size)
+		return false;
+	if (ram->memfd >= 0) {
+		off_t d = lseek(ram->memfd, (off_t)pos, SEEK_DATA), h;
+
+		if (d < 0 || (uint64_t)d >= ram->size)
+			return false; /* ENXIO: no data after pos */
+		h = lseek(ram->memfd, d, SEEK_HOLE);
+		*start = (uint64_t)d;
+		*end = h < 0 || (uint64_t)h > ram->size ? ram->size : (uint64_t)h;
+		return true;
+	}
+	if (ram->anon)
+		return next_resident(ram, pos, start, end);
+	while (data < ram->size && page_is_zero(ram->base + data))
+		data += GUEST_RAM_PAGE;
+	if (data >= ram->size)
+		return false;
+	for (hole = data; hole < ram->size && hole - data < 8 * MiB && !page_is_zero(ram->base + hole);)
+		hole += GUEST_RAM_PAGE;
+	*start = data;
+	*end = hole;
+	return true;
 }

@@ -248,8 +248,15 @@ void kvm_destroy_vm(struct kvm *kvm)
 
 int kvm_set_memory_slot(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva)
 {
+	return kvm_set_memory_slot_flags(kvm, slot, gpa, size, hva, 0);
+}
+
+int kvm_set_memory_slot_flags(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size,
+			      void *hva, uint32_t flags)
+{
 	struct kvm_userspace_memory_region region = {
 		.slot = slot,
+		.flags = flags,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)hva,

@@ -64,6 +64,9 @@ int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen);
 void kvm_destroy_vm(struct kvm *kvm);
 
 int kvm_set_memory_slot(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva);
+/* The same with KVM_MEM_* flags (KVM_MEM_LOG_DIRTY_PAGES for live migration). */
+int kvm_set_memory_slot_flags(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size,
+			      void *hva, uint32_t flags);
 
 /* Whether KVM saves/restores this MSR (KVM_GET_MSR_INDEX_LIST). */
 bool kvm_has_msr(const struct kvm *kvm, uint32_t index);

@@ -26,6 +26,9 @@
 #include "vmm/console.h"
 #include "vmm/layout.h"
 #include "vmm/machine.h"
+#include "vmm/migration.h"
+#include "vmm/snapshot_file.h"
+#include "vmm/vm_snapshot.h"
 
 #define FAIL(code, ...)                                  \
 	do {                                             \
@@ -39,6 +42,19 @@
 /* The POST-code port: Linux writes it as an I/O delay; a sink saves log noise. */
 #define POST_PORT 0x80
 
+enum vm_state machine_state(const struct machine *m)
+{
+	return (enum vm_state)atomic_load(&m->state);
+}
+
+void machine_set_state(struct machine *m, enum vm_state s)
+{
+	enum vm_state old = (enum vm_state)atomic_exchange(&m->state, (int)s);
+
+	if (old != s)
+		log_debug("VM state: %s -> %s", vm_state_name(old), vm_state_name(s));
+}
+
 static void on_stop_request(struct vm_events *ev, enum vm_stop_reason why)
 {
 	struct machine *m = container_of(ev, struct machine, events);
@@ -46,6 +62,11 @@ static void on_stop_request(struct vm_events *ev, enum vm_stop_reason why)
 
 	if (atomic_compare_exchange_strong(&m->stop_reason, &expected, (int)why))
 		event_loop_stop(&m->loop);
+}
+
+void machine_request_stop(struct machine *m, enum vm_stop_reason why)
+{
+	on_stop_request(&m->events, why);
 }
 
 /* Ctrl-A x on a stdio console: the operator ends the VM on purpose. */
@@ -236,6 +257,13 @@ static int create_devices(struct machine *m, char *err, size_t errlen)
 		FAIL(errno, "cannot create the ACPI PM registers: %s", strerror(errno));
 	if (bus_register(&m->pio, POST_PORT, 1, &post_ops, NULL, "post"))
 		FAIL(EEXIST, "cannot register the POST port");
+	/* The names are the snapshot's section tags: keep them stable. */
+	if (device_list_add(&m->devices, "com1", &uart_16550_device_ops, m->com1) ||
+	    device_list_add(&m->devices, "rtc", &cmos_rtc_device_ops, m->rtc) ||
+	    device_list_add(&m->devices, "i8042", &i8042_device_ops, m->kbc) ||
+	    device_list_add(&m->devices, "reset-control", &reset_ctl_device_ops, m->reset_ctl) ||
+	    device_list_add(&m->devices, "acpi-pm", &acpi_pm_device_ops, m->acpi_pm))
+		FAIL(EEXIST, "cannot list the platform devices");
 	console_attach_uart(m->console, m->com1);
 	console_set_quit_handler(m->console, on_console_quit, m);
 	return 0;
@@ -309,6 +337,53 @@ static int setup_signals(struct machine *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* --restore: the configuration comes from the snapshot, RAM from its memory file. */
+static int open_snapshot(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	char why[400];
+	int r;
+
+	m->snap = calloc(1, sizeof(*m->snap));
+	if (!m->snap)
+		FAIL(ENOMEM, "out of memory");
+	m->snap->memory_fd = -1;
+	r = snapshot_open(cfg->restore_dir, m->snap, why, sizeof(why));
+	if (!r) {
+		m->restore_cfg = *cfg;
+		r = vm_config_load(&m->snap->reader, &m->restore_cfg, m->restore_strs, why, sizeof(why));
+	}
+	if (!r && m->restore_cfg.memory != m->snap->memory_size) {
+		snprintf(why, sizeof(why), "the state describes %llu MiB of memory, the memory file %llu MiB",
+			 (unsigned long long)(m->restore_cfg.memory >> 20),
+			 (unsigned long long)(m->snap->memory_size >> 20));
+		r = -EINVAL;
+	}
+	if (r)
+		FAIL(-r, "--restore %s: %s", cfg->restore_dir, why);
+	m->cfg = &m->restore_cfg;
+	m->topo = cpu_topology_flat(m->cfg->cpus);
+	return 0;
+}
+
+/* --incoming: wait for the source; its HELLO has the configuration. */
+static int open_incoming(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	char why[400];
+	int lfd, r;
+
+	r = migration_listen(cfg->incoming, &lfd, err, errlen);
+	if (r)
+		return r;
+	m->restore_cfg = *cfg;
+	r = migration_accept(lfd, &m->incoming_fd, &m->restore_cfg, m->restore_strs, why, sizeof(why));
+	close(lfd);
+	if (r)
+		FAIL(-r, "--incoming %s: %s", cfg->incoming, why);
+	m->cfg = &m->restore_cfg;
+	m->topo = cpu_topology_flat(m->cfg->cpus);
+	return 0;
+}
+
 int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
 {
 	struct boot_linux_result boot;
@@ -321,11 +396,19 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	m->signal_handler.fd = -1;
 	m->loop.epfd = m->loop.wake_fd = -1;
 	m->events.request_stop = on_stop_request;
+	atomic_init(&m->state, VM_STATE_CREATED);
+	m->incoming_fd = -1;
 	m->topo = cpu_topology_flat(cfg->cpus);
 	atomic_init(&m->stop_reason, VM_STOP_NONE);
 
+	if (cfg->restore_dir || cfg->incoming) {
+		r = cfg->restore_dir ? open_snapshot(m, cfg, err, errlen) : open_incoming(m, cfg, err, errlen);
+		if (r)
+			return r;
+		cfg = m->cfg;
+	}
 	r = config_check_host(cfg, err, errlen);
-	if (!r)
+	if (!r && !m->snap && m->incoming_fd < 0)
 		r = check_files(m, err, errlen);
 	if (r)
 		return r;
@@ -335,9 +418,16 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (cfg->cpus > m->kvm.max_vcpus)
 		FAIL(EINVAL, "--cpus %u: KVM on this host allows at most %u vCPUs", cfg->cpus,
 		     m->kvm.max_vcpus);
-	r = guest_ram_create(&m->ram, cfg->memory, cfg->memory_backing, err, errlen);
-	if (r)
-		return r;
+	if (m->snap) {
+		r = guest_ram_create_from_file(&m->ram, cfg->memory, m->snap->memory_fd,
+					       SNAPSHOT_MEMORY_OFFSET, err, errlen);
+		if (r)
+			return r;
+	} else {
+		r = guest_ram_create(&m->ram, cfg->memory, cfg->memory_backing, err, errlen);
+		if (r)
+			return r;
+	}
 
 	r = event_loop_init(&m->loop);
 	if (r)
@@ -345,6 +435,9 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	r = setup_signals(m, err, errlen);
 	if (r)
 		return r;
+	r = main_call_init(&m->main_call, m, &m->loop);
+	if (r)
+		FAIL(-r, "cannot create the main-thread call channel: %s", strerror(-r));
 	if (bus_init(&m->pio, "pio") || bus_init(&m->mmio, "mmio"))
 		FAIL(ENOMEM, "cannot create the I/O buses");
 	m->console = console_open(cfg->console, &m->loop, err, errlen);
@@ -355,36 +448,50 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		r = create_pci_devices(m, err, errlen);
 	if (r)
 		return r;
-	/* A first load now, so a bad kernel or an initrd too big is reported before anything runs. */
-	r = load_guest(m, &boot, err, errlen);
-	if (r)
-		return r;
+	/*
+	 * A first load now, so a bad kernel or an initrd too big is reported
+	 * before anything runs; not over a snapshot's or a source's memory.
+	 */
+	if (!m->snap && m->incoming_fd < 0) {
+		r = load_guest(m, &boot, err, errlen);
+		if (r)
+			return r;
+	}
 	r = vcpu_init_signals();
 	if (r)
 		FAIL(-r, "cannot install the vCPU signal handler: %s", strerror(-r));
+	r = vcpu_park_init(&m->vcpu_env.park);
+	if (r)
+		FAIL(-r, "cannot create the vCPU park: %s", strerror(-r));
+	m->park_ready = true;
 	m->vcpus = calloc(cfg->cpus, sizeof(*m->vcpus));
 	if (!m->vcpus)
 		FAIL(ENOMEM, "out of memory");
-	m->vcpu_env = (struct vcpu_env){
-		.kvm = &m->kvm, .pio = &m->pio, .mmio = &m->mmio,
-		.events = &m->events, .topo = &m->topo,
-	};
+	m->vcpu_env.kvm = &m->kvm;
+	m->vcpu_env.pio = &m->pio;
+	m->vcpu_env.mmio = &m->mmio;
+	m->vcpu_env.events = &m->events;
+	m->vcpu_env.topo = &m->topo;
+	if (cfg->api_socket)
+		return control_start(m, err, errlen);
 	return 0;
 }
 
 static void stop_vcpus(struct machine *m)
 {
 	for (unsigned i = 0; i < m->nr_vcpus_created; i++)
-		vcpu_kick(&m->vcpus[i]);
+		vcpu_request_stop(&m->vcpus[i]);
 	for (unsigned i = 0; i < m->nr_vcpus_created; i++)
 		vcpu_destroy(&m->vcpus[i]);
 	m->nr_vcpus_created = 0;
+	/* Every thread counted itself on the way out; the next boot starts from none. */
+	m->vcpu_env.park.nr_parked = 0;
+	machine_drop_pause(m);
 }
 
-/* One boot: a fresh KVM VM with the guest loaded and the vCPUs running. */
-static int boot_once(struct machine *m, char *err, size_t errlen)
+/* A fresh KVM VM with guest RAM and the vCPUs created, none running. */
+static int create_kvm_vm(struct machine *m, char *err, size_t errlen)
 {
-	struct boot_linux_result boot;
 	int r;
 
 	r = kvm_create_vm(&m->kvm, err, errlen);
@@ -396,26 +503,98 @@ static int boot_once(struct machine *m, char *err, size_t errlen)
 					m->ram.base + m->ram.below_4g);
 	if (r)
 		FAIL(-r, "cannot give guest RAM to KVM: %s", strerror(-r));
-	/* Reloaded every boot: a reboot starts from the files, as on real hardware. */
-	r = load_guest(m, &boot, err, errlen);
-	if (r)
-		return r;
 	for (unsigned i = 0; i < m->cfg->cpus; i++) {
 		r = vcpu_create(&m->vcpus[i], &m->vcpu_env, i, err, errlen);
 		m->nr_vcpus_created = i + 1;
 		if (r)
 			return r;
 	}
-	r = vcpu_setup_linux_entry(&m->vcpus[0], &boot);
-	if (r)
-		FAIL(-r, "cannot set the boot vCPU's registers: %s", strerror(-r));
+	/*
+	 * Which MSRs a saved vCPU holds, probed once at the first boot while no
+	 * vCPU runs: done at the first save it would lengthen a migration's
+	 * downtime. Not for a restore or an incoming VM, whose start-up time
+	 * counts (their CPUID comes with the state; the first save probes).
+	 */
+	if (!m->msr_list.index && !m->snap && m->incoming_fd < 0)
+		return cpu_msr_list_build(&m->msr_list, &m->vcpus[0], err, errlen);
+	return 0;
+}
+
+static int start_vcpus(struct machine *m, char *err, size_t errlen)
+{
 	for (unsigned i = 0; i < m->cfg->cpus; i++) {
-		r = vcpu_start(&m->vcpus[i]);
+		int r = vcpu_start(&m->vcpus[i]);
+
 		if (r)
 			FAIL(-r, "cannot start vCPU %u: %s", i, strerror(-r));
 	}
 	m->boots++;
 	return 0;
+}
+
+/* The first boot of a --restore: the snapshot's state instead of a kernel. */
+static int restore_once(struct machine *m, char *err, size_t errlen)
+{
+	char why[400];
+	int r;
+
+	r = create_kvm_vm(m, err, errlen);
+	if (r)
+		return r;
+	r = vm_state_load(m, &m->snap->reader, why, sizeof(why));
+	if (r)
+		FAIL(-r, "--restore %s: %s", m->cfg->restore_dir, why);
+	snapshot_close(m->snap);
+	free(m->snap);
+	m->snap = NULL;
+	log_info("restored from %s", m->cfg->restore_dir);
+	return start_vcpus(m, err, errlen);
+}
+
+/* The first boot of an --incoming: memory and state from the source, then GO. */
+static int incoming_once(struct machine *m, char *err, size_t errlen)
+{
+	char why[400];
+	int r;
+
+	machine_set_state(m, VM_STATE_MIGRATING);
+	r = create_kvm_vm(m, err, errlen);
+	if (r)
+		return r;
+	r = migration_receive(m, m->incoming_fd, why, sizeof(why));
+	if (!r)
+		r = start_vcpus(m, why, sizeof(why));
+	if (!r)
+		r = mig_send(m->incoming_fd, MIG_RUNNING, NULL, 0);
+	close(m->incoming_fd);
+	m->incoming_fd = -1;
+	if (r)
+		FAIL(-r, "--incoming %s: %s", m->cfg->incoming, why);
+	log_info("migration received; the VM runs here");
+	return 0;
+}
+
+/* One boot: a fresh KVM VM with the guest loaded and the vCPUs running. */
+static int boot_once(struct machine *m, char *err, size_t errlen)
+{
+	struct boot_linux_result boot;
+	int r;
+
+	if (m->snap)
+		return restore_once(m, err, errlen);
+	if (m->incoming_fd >= 0)
+		return incoming_once(m, err, errlen);
+	r = create_kvm_vm(m, err, errlen);
+	if (r)
+		return r;
+	/* Reloaded every boot: a reboot starts from the files, as on real hardware. */
+	r = load_guest(m, &boot, err, errlen);
+	if (r)
+		return r;
+	r = vcpu_setup_linux_entry(&m->vcpus[0], &boot);
+	if (r)
+		FAIL(-r, "cannot set the boot vCPU's registers: %s", strerror(-r));
+	return start_vcpus(m, err, errlen);
 }
 
 static void reset_devices(struct machine *m)
@@ -445,12 +624,19 @@ int machine_run(struct machine *m)
 			kvm_destroy_vm(&m->kvm);
 			return EXIT_SETUP_ERROR;
 		}
+		machine_set_state(m, VM_STATE_RUNNING);
+		main_call_set_open(&m->main_call, true);
 		r = event_loop_run(&m->loop);
+		main_call_set_open(&m->main_call, false);
+		/* A migration still going on gives up: the VM stops or reboots here. */
+		migration_destroy(m);
 		if (r)
 			on_stop_request(&m->events, VM_STOP_HOST);
 		why = (enum vm_stop_reason)atomic_load(&m->stop_reason);
 		stop_vcpus(m);
 		kvm_destroy_vm(&m->kvm);
+		if (why != VM_STOP_RESET || m->cfg->no_reboot)
+			machine_set_state(m, VM_STATE_STOPPED);
 
 		switch (why) {
 		case VM_STOP_RESET:
@@ -476,7 +662,13 @@ int machine_run(struct machine *m)
 
 void machine_destroy(struct machine *m)
 {
+	control_stop(m);
+	if (m->main_call.m)
+		main_call_set_open(&m->main_call, false);
+	migration_destroy(m);
 	stop_vcpus(m);
+	if (m->park_ready)
+		vcpu_park_destroy(&m->vcpu_env.park);
 	free(m->vcpus);
 	m->vcpus = NULL;
 	if (m->console)
@@ -499,8 +691,19 @@ void machine_destroy(struct machine *m)
 	bus_destroy(&m->mmio);
 	if (m->signal_handler.fd >= 0)
 		close(m->signal_handler.fd);
+	main_call_destroy(&m->main_call);
+	if (m->incoming_fd >= 0)
+		close(m->incoming_fd);
 	if (m->loop.epfd >= 0)
 		event_loop_destroy(&m->loop);
 	guest_ram_destroy(&m->ram);
 	kvm_close(&m->kvm);
+	cpu_msr_list_free(&m->msr_list);
+	if (m->snap) {
+		snapshot_close(m->snap);
+		free(m->snap);
+		m->snap = NULL;
+	}
+	for (unsigned i = 0; i < ARRAY_SIZE(m->restore_strs); i++)
+		free(m->restore_strs[i]);
 }

@@ -14,13 +14,17 @@
 #include <signal.h>
 #include <stdatomic.h>
 
+#include "api/vm_state.h"
 #include "keel/bus.h"
+#include "keel/device.h"
 #include "keel/event_loop.h"
 #include "keel/vm_events.h"
 #include "vmm/config.h"
+#include "vmm/cpu_state.h"
 #include "vmm/cpuid.h"
 #include "vmm/guest_ram.h"
 #include "vmm/kvm.h"
+#include "vmm/main_call.h"
 #include "vmm/vcpu.h"
 
 struct console;
@@ -29,6 +33,9 @@ struct cmos_rtc;
 struct i8042;
 struct reset_ctl;
 struct acpi_pm;
+struct http_server;
+struct snapshot;
+struct migration;
 struct pci_host;
 struct virtio_blk;
 struct virtio_net;
@@ -64,6 +71,7 @@ struct machine {
 
 	struct cpu_topology topo;
 	struct vcpu_env vcpu_env;
+	bool park_ready; /* vcpu_env.park initialised */
 	struct vcpu *vcpus;
 	unsigned nr_vcpus_created;
 
@@ -78,6 +86,31 @@ struct machine {
 	int stop_signal;        /* for VM_STOP_HOST */
 	struct event_handler signal_handler;
 	unsigned boots;
+
+	/* Every device by name, for snapshots and the API's statistics. */
+	struct device_list devices;
+	/* The control API (--api-socket), NULL without one. */
+	struct http_server *api;
+	/* enum vm_state: moved on the main thread, read from anywhere. */
+	atomic_int state;
+	/* vCPUs parked, devices paused, guest clock held at paused_clock. */
+	bool paused;
+	struct kvm_clock_data paused_clock;
+	uint64_t paused_realtime_ns; /* the host's wall clock at the pause */
+	enum vm_state state_before_pause; /* where resume returns to */
+
+	/* MSRs a vCPU's saved state holds, found on the first save. */
+	struct cpu_msr_list msr_list;
+	/* --restore: the open snapshot until the first boot has loaded it. */
+	struct snapshot *snap;
+	struct vm_config restore_cfg; /* cfg with the snapshot's (or source's) configuration */
+	char *restore_strs[4];
+	/* --incoming: the connection from the source until the first boot took the VM. */
+	int incoming_fd;
+	/* An outgoing live migration (migration.c), NULL before the first. */
+	struct migration *migration;
+	/* Work other threads hand to the main thread. */
+	struct main_call main_call;
 };
 
 /*
@@ -87,6 +120,26 @@ struct machine {
 int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen);
 /* Boots, reboots as the guest asks, and returns keel-vmm's exit status. */
 int machine_run(struct machine *m);
+enum vm_state machine_state(const struct machine *m);
+void machine_set_state(struct machine *m, enum vm_state s);
+/* Asks the main loop to end the current boot (first request wins). */
+void machine_request_stop(struct machine *m, enum vm_stop_reason why);
+
+/*
+ * pause.c: parks every vCPU (out of KVM_RUN, not destroyed), tells the
+ * guest's kvmclock it was stopped, holds the guest clock and pauses the
+ * devices; resume undoes it in reverse. Main thread. 0, or -errno with a
+ * reason in err.
+ */
+int machine_pause(struct machine *m, char *err, size_t errlen);
+int machine_resume(struct machine *m, char *err, size_t errlen);
+/* Leaves the paused state without running the vCPUs (they are being destroyed). */
+void machine_drop_pause(struct machine *m);
+
+/* control.c: the API server on --api-socket. */
+int control_start(struct machine *m, char *err, size_t errlen);
+void control_stop(struct machine *m);
+
 /* Frees everything; safe on a partly created machine. */
 void machine_destroy(struct machine *m);
 

@@ -2,9 +2,11 @@
 /* keel-vmm: one process per virtual machine. */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "keel/log.h"
 #include "vmm/config.h"
+#include "vmm/ctl.h"
 #include "vmm/machine.h"
 
 int main(int argc, char **argv)
@@ -16,6 +18,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	log_set_program("keel-vmm");
+	if (argc > 1 && !strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1);
 	switch (config_parse(argc, argv, &cfg, err, sizeof(err))) {
 	case CONFIG_EXIT_SUCCESS:
 		return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keel/compiler.h"
@@ -73,6 +74,7 @@ static int set_cpuid(struct vcpu *v, char *err, size_t errlen)
 		r = n;
 	} else {
 		c->nent = (uint32_t)n;
+		v->cpuid_nent = (unsigned)n;
 		if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0) {
 			r = -errno;
 			snprintf(err, errlen, "vCPU %u: KVM_SET_CPUID2 failed: %s", v->index, strerror(errno));
@@ -225,6 +227,36 @@ int vcpu_setup_linux_entry(struct vcpu *v, const struct boot_linux_result *boot)
 	return 0;
 }
 
+static const char *const exit_kind_names[VCPU_EXIT_KINDS] = {
+	[VCPU_EXIT_IO] = "io",
+	[VCPU_EXIT_MMIO] = "mmio",
+	[VCPU_EXIT_INTR] = "intr",
+	[VCPU_EXIT_HLT] = "hlt",
+	[VCPU_EXIT_SYSTEM_EVENT] = "system_event",
+	[VCPU_EXIT_SHUTDOWN] = "shutdown",
+	[VCPU_EXIT_FAIL_ENTRY] = "fail_entry",
+	[VCPU_EXIT_INTERNAL_ERROR] = "internal_error",
+	[VCPU_EXIT_OTHER] = "other",
+};
+
+const char *vcpu_exit_kind_name(enum vcpu_exit_kind k)
+{
+	return (unsigned)k < VCPU_EXIT_KINDS ? exit_kind_names[k] : "?";
+}
+
+static void count_exit(struct vcpu *v, enum vcpu_exit_kind k)
+{
+	atomic_fetch_add_explicit(&v->stats.exits[k], 1, memory_order_relaxed);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static void handle_io(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -262,6 +294,8 @@ static void handle_mmio(struct vcpu *v)
 		handled = bus_write(v->env->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
 	else
 		handled = bus_read(v->env->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
+	if (!handled)
+		atomic_fetch_add(&v->stats.unhandled_mmio, 1);
 	if (!handled && log_get_level() >= LOG_LEVEL_DEBUG)
 		log_debug("vCPU %u: MMIO %s at 0x%llx has no device", v->index,
 			  run->mmio.is_write ? "write" : "read",
@@ -280,32 +314,45 @@ static bool handle_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	char what[160];
+	uint64_t t0;
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		atomic_fetch_add(&v->stats.exits_io, 1);
+		count_exit(v, VCPU_EXIT_IO);
+		t0 = now_ns();
 		handle_io(v);
+		stats_histogram_add(&v->stats.io_handling, now_ns() - t0);
 		return true;
 	case KVM_EXIT_MMIO:
-		atomic_fetch_add(&v->stats.exits_mmio, 1);
+		count_exit(v, VCPU_EXIT_MMIO);
+		t0 = now_ns();
 		handle_mmio(v);
+		stats_histogram_add(&v->stats.mmio_handling, now_ns() - t0);
 		return true;
 	case KVM_EXIT_INTR:
-		atomic_fetch_add(&v->stats.exits_intr, 1);
+		count_exit(v, VCPU_EXIT_INTR);
+		return true;
+	case KVM_EXIT_HLT:
+		/* Only without an in-kernel LAPIC; keep the vCPU going. */
+		count_exit(v, VCPU_EXIT_HLT);
 		return true;
 	case KVM_EXIT_SHUTDOWN:
+		count_exit(v, VCPU_EXIT_SHUTDOWN);
 		crash(v, "triple fault (KVM_EXIT_SHUTDOWN): the guest reset itself by faulting");
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
+		count_exit(v, VCPU_EXIT_FAIL_ENTRY);
 		snprintf(what, sizeof(what), "KVM could not enter the guest (hardware reason 0x%llx)",
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		crash(v, what);
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
+		count_exit(v, VCPU_EXIT_INTERNAL_ERROR);
 		snprintf(what, sizeof(what), "KVM internal error (suberror %u)", run->internal.suberror);
 		crash(v, what);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
+		count_exit(v, VCPU_EXIT_SYSTEM_EVENT);
 		switch (run->system_event.type) {
 		case KVM_SYSTEM_EVENT_SHUTDOWN:
 			vm_request_stop(v->env->events, VM_STOP_POWEROFF);
@@ -319,11 +366,38 @@ static bool handle_exit(struct vcpu *v)
 			return false;
 		}
 	default:
-		atomic_fetch_add(&v->stats.exits_other, 1);
+		count_exit(v, VCPU_EXIT_OTHER);
 		snprintf(what, sizeof(what), "unhandled KVM exit reason %u", run->exit_reason);
 		crash(v, what);
 		return false;
 	}
+}
+
+/*
+ * Called on the vCPU thread when `pause` is set. KVM_RUN with
+ * immediate_exit completes an I/O or MMIO read we just answered (KVM
+ * copies our data into the registers) and returns EINTR without entering
+ * the guest; only then is the vCPU state whole.
+ */
+static void park(struct vcpu *v)
+{
+	struct vcpu_park *p = &v->env->park;
+
+	v->run->immediate_exit = 1;
+	if (ioctl(v->fd, KVM_RUN, 0) == 0)
+		log_warn("vCPU %u: KVM_RUN entered the guest despite immediate_exit", v->index);
+	pthread_mutex_lock(&p->lock);
+	v->parked = true;
+	p->nr_parked++;
+	atomic_fetch_add(&v->stats.pauses, 1);
+	pthread_cond_broadcast(&p->parked);
+	while (atomic_load(&v->pause) && !atomic_load(&v->stop))
+		pthread_cond_wait(&p->resume, &p->lock);
+	v->parked = false;
+	p->nr_parked--;
+	pthread_mutex_unlock(&p->lock);
+	/* Cleared before `pause` is looked at again, so a new kick is never lost. */
+	v->run->immediate_exit = 0;
 }
 
 static void *vcpu_thread(void *arg)
@@ -340,6 +414,10 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (!atomic_load(&v->stop)) {
+		if (atomic_load(&v->pause)) {
+			park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -351,6 +429,11 @@ static void *vcpu_thread(void *arg)
 		if (!handle_exit(v))
 			break;
 	}
+	pthread_mutex_lock(&v->env->park.lock);
+	v->ended = true;
+	v->env->park.nr_parked++;
+	pthread_cond_broadcast(&v->env->park.parked);
+	pthread_mutex_unlock(&v->env->park.lock);
 	return NULL;
 }
 
@@ -370,13 +453,84 @@ int vcpu_start(struct vcpu *v)
 	return 0;
 }
 
-void vcpu_kick(struct vcpu *v)
+/* Out of KVM_RUN now: the flag that says why must be set before. */
+static void kick(struct vcpu *v)
 {
-	atomic_store(&v->stop, true);
 	if (v->run)
 		v->run->immediate_exit = 1;
 	if (v->thread_started)
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_request_stop(struct vcpu *v)
+{
+	atomic_store(&v->stop, true);
+	kick(v);
+	/* A parked thread waits on the condition variable, not in KVM_RUN. */
+	pthread_mutex_lock(&v->env->park.lock);
+	pthread_cond_broadcast(&v->env->park.resume);
+	pthread_mutex_unlock(&v->env->park.lock);
+}
+
+int vcpu_park_init(struct vcpu_park *p)
+{
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	r = pthread_mutex_init(&p->lock, NULL);
+	if (!r)
+		r = pthread_cond_init(&p->resume, NULL);
+	if (!r)
+		r = pthread_cond_init(&p->parked, NULL);
+	return -r;
+}
+
+void vcpu_park_destroy(struct vcpu_park *p)
+{
+	pthread_cond_destroy(&p->parked);
+	pthread_cond_destroy(&p->resume);
+	pthread_mutex_destroy(&p->lock);
+}
+
+int vcpus_pause(struct vcpu *vcpus, unsigned n, unsigned timeout_ms)
+{
+	struct vcpu_park *p;
+	struct timespec deadline;
+	int r = 0;
+
+	if (!n)
+		return 0;
+	p = &vcpus[0].env->park;
+	for (unsigned i = 0; i < n; i++) {
+		atomic_store(&vcpus[i].pause, true);
+		kick(&vcpus[i]);
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (p->nr_parked < n && r != ETIMEDOUT)
+		r = pthread_cond_timedwait(&p->parked, &p->lock, &deadline);
+	r = p->nr_parked < n ? -ETIMEDOUT : 0;
+	pthread_mutex_unlock(&p->lock);
+	if (r)
+		vcpus_resume(vcpus, n);
+	return r;
+}
+
+void vcpus_resume(struct vcpu *vcpus, unsigned n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&vcpus[0].env->park.lock);
+	for (unsigned i = 0; i < n; i++)
+		atomic_store(&vcpus[i].pause, false);
+	pthread_cond_broadcast(&vcpus[0].env->park.resume);
+	pthread_mutex_unlock(&vcpus[0].env->park.lock);
 }
 
 void vcpu_join(struct vcpu *v)

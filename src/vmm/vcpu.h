@@ -4,9 +4,15 @@
  * boot-time registers, and the host thread that runs KVM_RUN and
  * dispatches port-I/O and MMIO exits to the buses.
  *
- * Stopping: vcpu_kick() sets immediate_exit and signals the thread, so a
- * vCPU that is about to enter the guest or is inside it returns promptly;
- * the thread then sees `stop` and ends. Exits it cannot handle (triple
+ * Stopping: vcpu_request_stop() sets `stop`, then immediate_exit, and
+ * signals the thread, so a vCPU that is about to enter the guest or is
+ * inside it returns promptly; the thread then sees `stop` and ends.
+ *
+ * Pausing (vcpus_pause): the same kick with `pause` set instead. The thread
+ * leaves KVM_RUN, runs KVM_RUN once more with immediate_exit so KVM
+ * completes an I/O or MMIO read it had handed to us (the registers are
+ * then whole, which snapshots need), and parks on a condition variable
+ * without giving up its KVM vCPU. vcpus_resume() lets them all go. Exits it cannot handle (triple
  * fault, internal error, failed entry, unknown exit) log the registers and
  * report VM_STOP_CRASH.
  */
@@ -21,10 +27,19 @@
 #include <linux/kvm.h>
 
 #include "keel/bus.h"
+#include "keel/stats.h"
 #include "keel/vm_events.h"
 #include "vmm/boot_linux.h"
 #include "vmm/cpuid.h"
 #include "vmm/kvm.h"
+
+/* Where parked vCPUs wait; one per VM, in vcpu_env. */
+struct vcpu_park {
+	pthread_mutex_t lock;
+	pthread_cond_t resume; /* parked threads wait here */
+	pthread_cond_t parked; /* vcpus_pause() waits here */
+	unsigned nr_parked;    /* threads parked, plus threads that ended */
+};
 
 /* What all vCPUs of a VM share. */
 struct vcpu_env {
@@ -33,14 +48,33 @@ struct vcpu_env {
 	struct bus *mmio;
 	struct vm_events *events;
 	const struct cpu_topology *topo;
+	struct vcpu_park park;
 };
 
+/* Why KVM_RUN returned to us, counted per vCPU (the API's vCPU statistics). */
+enum vcpu_exit_kind {
+	VCPU_EXIT_IO,
+	VCPU_EXIT_MMIO,
+	VCPU_EXIT_INTR,        /* a signal: kicks for pause or stop */
+	VCPU_EXIT_HLT,
+	VCPU_EXIT_SYSTEM_EVENT,
+	VCPU_EXIT_SHUTDOWN,
+	VCPU_EXIT_FAIL_ENTRY,
+	VCPU_EXIT_INTERNAL_ERROR,
+	VCPU_EXIT_OTHER,
+	VCPU_EXIT_KINDS,
+};
+
+const char *vcpu_exit_kind_name(enum vcpu_exit_kind k);
+
 struct vcpu_stats {
-	_Atomic uint64_t exits_io;
-	_Atomic uint64_t exits_mmio;
-	_Atomic uint64_t exits_intr;
-	_Atomic uint64_t exits_other;
+	_Atomic uint64_t exits[VCPU_EXIT_KINDS];
 	_Atomic uint64_t unhandled_io;
+	_Atomic uint64_t unhandled_mmio;
+	_Atomic uint64_t pauses;
+	/* Time from KVM_RUN returning an I/O or MMIO exit to the device handler's return. */
+	struct stats_histogram io_handling;
+	struct stats_histogram mmio_handling;
 };
 
 struct vcpu {
@@ -52,6 +86,10 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stop;
+	atomic_bool pause;
+	unsigned cpuid_nent; /* entries given to KVM_SET_CPUID2 (KVM_GET_CPUID2 needs the count) */
+	bool parked;  /* under env->park.lock */
+	bool ended;   /* under env->park.lock: the thread left its loop */
 	struct vcpu_stats stats;
 };
 
@@ -63,9 +101,19 @@ int vcpu_create(struct vcpu *v, struct vcpu_env *env, unsigned index, char *err,
 /* The bootstrap processor's registers for the 64-bit Linux entry point. */
 int vcpu_setup_linux_entry(struct vcpu *v, const struct boot_linux_result *boot);
 int vcpu_start(struct vcpu *v);
-void vcpu_kick(struct vcpu *v);
+void vcpu_request_stop(struct vcpu *v);
 void vcpu_join(struct vcpu *v);
 void vcpu_destroy(struct vcpu *v);
+int vcpu_park_init(struct vcpu_park *p);
+void vcpu_park_destroy(struct vcpu_park *p);
+/*
+ * Parks the n vCPUs of vcpus (all share one env). 0 once all are parked
+ * (or their threads have ended), -ETIMEDOUT after timeout_ms, in which
+ * case they are resumed again.
+ */
+int vcpus_pause(struct vcpu *vcpus, unsigned n, unsigned timeout_ms);
+void vcpus_resume(struct vcpu *vcpus, unsigned n);
+
 /* Registers and segment state to the log (on crashes). */
 void vcpu_dump_regs(struct vcpu *v);
 

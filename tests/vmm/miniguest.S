@@ -16,6 +16,16 @@
  *   s  spin forever (for signal tests)
  *   p  power off through ACPI with SLP_TYP=1 (not S5): must NOT power off,
  *      then print "still here" and power off properly
+ *   n  count: print "count N" every 100 ms of ACPI PM timer time, forever
+ *      (pause, snapshot and migration tests watch it stop and go on)
+ *   b  enable the ACPI power button, print "armed", poll PM1 status until
+ *      it is pressed, print "power button", power off
+ *   w  print '.' on COM1 as fast as it goes, forever (restore latency: the
+ *      first byte after a restore marks the guest running again)
+ *   m  dirty memory: pass N writes N into every 4 KiB page of 16 MiB at
+ *      32 MiB, then reads every page back and prints "pass N ok" (or
+ *      "pass N BAD" at the first page that does not hold N), forever
+ *      (live migration tests: every page keeps changing while it moves)
  *
  * Port numbers are those of src/hw (COM1 0x3f8, CMOS 0x70, i8042 0x64, ACPI
  * PM1a control 0x604, reset register 0x608).
@@ -81,6 +91,14 @@ startup_64:
 	je spin
 	cmp $'p', %al
 	je wrong_sleep
+	cmp $'n', %al
+	je counter
+	cmp $'b', %al
+	je power_button
+	cmp $'m', %al
+	je dirty_memory
+	cmp $'w', %al
+	je dots
 	lea msg_unknown(%rip), %rsi
 	call puts
 	jmp poweroff
@@ -155,6 +173,72 @@ wrong_sleep:
 	call puts
 	jmp poweroff
 
+counter:
+	xor %r12, %r12
+1:	lea msg_count(%rip), %rsi
+	call puts
+	mov %r12, %rax
+	call putdec
+	mov $'\n', %al
+	call putc
+	inc %r12
+	call delay_100ms
+	jmp 1b
+
+/* Identity-mapped by the boot page tables (the first 4 GiB); needs --memory 64M or more. */
+	.set DIRTY_BASE, 0x2000000
+	.set DIRTY_PAGES, 4096
+dirty_memory:
+	mov $1, %r12
+1:	mov $DIRTY_BASE, %rdi
+	mov $DIRTY_PAGES, %rcx
+2:	mov %r12, (%rdi)
+	add $4096, %rdi
+	loop 2b
+	mov $DIRTY_BASE, %rdi
+	mov $DIRTY_PAGES, %rcx
+3:	cmp %r12, (%rdi)
+	jne 4f
+	add $4096, %rdi
+	loop 3b
+	lea msg_pass(%rip), %rsi
+	call puts
+	mov %r12, %rax
+	call putdec
+	lea msg_ok(%rip), %rsi
+	call puts
+	inc %r12
+	jmp 1b
+4:	lea msg_pass(%rip), %rsi
+	call puts
+	mov %r12, %rax
+	call putdec
+	lea msg_bad(%rip), %rsi
+	call puts
+	inc %r12
+	jmp 1b
+
+dots:
+	mov $'.', %al
+	call putc
+	jmp dots
+
+power_button:
+	mov $0x602, %dx                 /* PM1 enable: PWRBTN_EN */
+	mov $0x100, %ax
+	out %ax, %dx
+	lea msg_armed(%rip), %rsi
+	call puts
+	mov $0x600, %dx                 /* PM1 status: wait for PWRBTN_STS */
+1:	in %dx, %ax
+	test $0x100, %ax
+	jz 1b
+	mov $0x100, %ax                 /* write 1 to clear */
+	out %ax, %dx
+	lea msg_pwrbtn(%rip), %rsi
+	call puts
+	jmp poweroff
+
 poweroff:
 	mov $0x604, %dx
 	mov $((5 << 10) | (1 << 13)), %ax   /* SLP_TYP=5 (S5), SLP_EN */
@@ -175,6 +259,31 @@ putc:
 	out %al, %dx
 	ret
 
+/* putdec: %rax in decimal on COM1. */
+putdec:
+	lea numbuf_end(%rip), %rdi
+	mov $10, %rcx
+1:	xor %edx, %edx
+	div %rcx
+	add $'0', %dl
+	dec %rdi
+	mov %dl, (%rdi)
+	test %rax, %rax
+	jnz 1b
+	mov %rdi, %rsi
+	jmp puts
+
+/* delay_100ms: waits for 357954 ticks (0.1 s) of the 3.579545 MHz ACPI PM timer. */
+delay_100ms:
+	mov $0x60c, %dx
+	in %dx, %eax
+	mov %eax, %ecx
+1:	in %dx, %eax
+	sub %ecx, %eax                  /* modulo 2^32: the timer wraps */
+	cmp $357954, %eax
+	jb 1b
+	ret
+
 /* puts: the NUL-terminated string at %rsi. */
 puts:
 	lodsb
@@ -190,6 +299,14 @@ msg_got:	.asciz "got "
 msg_boot:	.asciz "boot "
 msg_still:	.asciz "still here\n"
 msg_unknown:	.asciz "unknown command line\n"
+msg_count:	.asciz "count "
+msg_armed:	.asciz "armed\n"
+msg_pass:	.asciz "pass "
+msg_ok:		.asciz " ok\n"
+msg_bad:	.asciz " BAD\n"
+msg_pwrbtn:	.asciz "power button\n"
+numbuf:		.fill 24, 1, 0
+numbuf_end:	.byte 0
 	.balign 16
 empty_idt:	.word 0
 		.quad 0
