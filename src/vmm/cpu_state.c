@@ -45,17 +45,30 @@ static int run_calls(struct vcpu *v, const struct kvm_call *c, unsigned n, char 
 	return 0;
 }
 
+/* KVM_GET/SET_MSRS on one MSR. A union rather than a struct with the
+ * entry after the header: kvm_msrs ends in a flexible array, and clang
+ * rightly refuses a flexible array that is not last. */
+static int one_msr(struct vcpu *v, unsigned long req, uint32_t index, uint64_t *value)
+{
+	union {
+		struct kvm_msrs hdr;
+		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} m;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.hdr.entries[0].index = index;
+	m.hdr.entries[0].data = *value;
+	if (ioctl(v->fd, req, &m) != 1)
+		return -EINVAL;
+	*value = m.hdr.entries[0].data;
+	return 0;
+}
+
 static int read_msr(struct vcpu *v, uint32_t index, uint64_t *value)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e.index = index };
-
-	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 1)
-		return -EINVAL;
-	*value = m.e.data;
-	return 0;
+	*value = 0;
+	return one_msr(v, KVM_GET_MSRS, index, value);
 }
 
 static int add_unique(struct cpu_msr_list *l, uint32_t index, unsigned cap)
@@ -251,12 +264,7 @@ static int load_msrs(struct vcpu *v, struct kvm_msrs *m)
 
 static int set_msr(struct vcpu *v, uint32_t index, uint64_t value)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e.index = index, .e.data = value };
-
-	return ioctl(v->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EINVAL;
+	return one_msr(v, KVM_SET_MSRS, index, &value);
 }
 
 int cpu_state_load(struct vcpu *v, struct state_reader *rd, char *err, size_t errlen)
