@@ -21,6 +21,16 @@ MARK = "KEEL-LAB: "
 HOST_BOOT_SECONDS = 180  # emulated host kernel + KVM modules, generous for a loaded machine
 HOST_SLACK_SECONDS = 60  # past a scenario's own timeout before the host is called hung
 CLOCK_SKEW_MAX = 60
+# The scratch disk of scenarios with "needs: scratch": a sparse ext4 image
+# made here, an NVMe disk of the emulated host (the driver is built into its
+# kernel) mounted on /scratch. Disk images there behave as on a server: ext4
+# has O_DIRECT (cache=none), punch hole (DISCARD) and real block counts,
+# which the tmpfs the lab host otherwise lives in lacks (O_DIRECT). Its
+# flushes stop at this machine's page cache (cache=unsafe): the image is
+# thrown away after the run.
+SCRATCH_NAME = "scratch.img"  # in the run's work directory
+SCRATCH_GIB = 16
+SCRATCH_DEV = "/dev/nvme0n1"
 RESTARTS = 2  # fresh lab hosts after one died or hung, per run
 # EPYC features TCG cannot emulate: QEMU drops them anyway, with a warning
 # each; asking without them keeps the logs (and make demo) quiet.
@@ -83,6 +93,7 @@ class Run:
         self.seen_logs = set()
         # Per run, so that make check and make bench may run side by side.
         self.work = os.path.join(WORK, f"run-{os.getpid()}")
+        self.scratch_img = os.path.join(self.work, SCRATCH_NAME)
 
     def _timeout(self, s):
         return self.timeout or s.timeout
@@ -98,17 +109,36 @@ class Run:
                 bins[name] = path
         return bins
 
+    def _needs_scratch(self):
+        return any("scratch" in s.needs for s in self.scenarios)
+
+    def _make_scratch(self):
+        os.makedirs(self.work, exist_ok=True)
+        if os.path.exists(self.scratch_img):
+            os.unlink(self.scratch_img)
+        with open(self.scratch_img, "wb") as f:
+            f.truncate(SCRATCH_GIB << 30)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "keel-scratch", "-E",
+                        "lazy_itable_init=1,lazy_journal_init=1", self.scratch_img], check=True)
+
     def _env_file(self):
         return "".join(f"{k}='{v}'\n" for k, v in sorted(self.extra_env.items()))
 
     # --- emulated host -----------------------------------------------------
     def _emulated_cmd(self, k):
         guest = assets.guest_image(k, self.scenarios)
+        if self._needs_scratch():
+            self.extra_env["LAB_SCRATCH_DEV"] = SCRATCH_DEV
         layers = [assets.host_base_image(k),
                   assets.payload_image(self._plan(), self._env_file(), guest,
                                        self.scenarios, self._binaries())]
         if self.vmm.startswith("qemu") or any("qemu" in s.needs for s in self.scenarios):
             layers.append(assets.qemu_image())
+        disks = []
+        if self._needs_scratch():
+            self._make_scratch()
+            disks = ["-drive", f"file={self.scratch_img},if=none,id=scratch,format=raw,cache=unsafe,"
+                     "discard=unmap", "-device", "nvme,drive=scratch,serial=keel-lab-scratch"]
         os.makedirs(self.work, exist_ok=True)
         initrd = os.path.join(self.work, "host-initrd.cpio")
         with open(initrd, "wb") as out:
@@ -117,7 +147,7 @@ class Run:
                     shutil.copyfileobj(f, out)
         return ["qemu-system-x86_64", "-M", "q35", "-accel", "tcg,thread=multi",
                 "-cpu", "EPYC,+svm,+npt," + TCG_MISSING, "-smp", "2", "-m", "3072",
-                "-nic", "none",
+                "-nic", "none"] + disks + [
                 # The host's RTC follows this machine's clock (UTC), so the
                 # emulated host's and its guests' dates are real dates.
                 "-rtc", "base=utc,clock=host",
@@ -146,7 +176,11 @@ class Run:
             os.symlink(assets.BUSYBOX, os.path.join(d, "busybox", applet))
         with open(os.path.join(d, "plan"), "w") as f:
             f.write(self._plan())
-        self.env = dict(os.environ, **self.extra_env, LAB_DIR=d,
+        scratch = {}
+        if self._needs_scratch():
+            scratch["LAB_SCRATCH_ROOT"] = os.path.join(d, "scratch")
+            os.makedirs(scratch["LAB_SCRATCH_ROOT"])
+        self.env = dict(os.environ, **self.extra_env, **scratch, LAB_DIR=d,
                         LAB_TMP=os.path.join(d, "tmp"),
                         PATH=os.path.join(d, "busybox") + ":" + os.environ.get("PATH", ""))
         return [assets.BUSYBOX, "sh", os.path.join(d, "lib", "run-scenarios"),
@@ -214,6 +248,8 @@ class Run:
             proc.wait()
             for f in self.logs.values():
                 f.close()
+            if not self.keep and os.path.exists(self.scratch_img):
+                os.unlink(self.scratch_img)
 
     def _log(self, name):
         if name not in self.logs:
