@@ -20,9 +20,11 @@
 #include "keel/log.h"
 #include "pci/pci.h"
 #include "pci/pci_acpi.h"
+#include "pci/pci_state.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
+#include "virtio/virtio_state.h"
 #include "vmm/console.h"
 #include "vmm/layout.h"
 #include "vmm/machine.h"
@@ -275,6 +277,18 @@ static uint64_t mmio64_base(const struct machine *m)
 	return ALIGN_UP(LAYOUT_RAM_ABOVE_4G_START + m->ram.above_4g, LAYOUT_MMIO64_ALIGN);
 }
 
+/* "virtio-blk0", ...: the device-list name is the device's state tag. */
+static int list_virtio(struct machine *m, const char *kind, unsigned i, const struct device_ops *ops,
+		       struct virtio_dev *vdev, char *err, size_t errlen)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "%s%u", kind, i);
+	if (device_list_add(&m->devices, name, ops, vdev))
+		FAIL(ENOSPC, "cannot list device %s", name);
+	return 0;
+}
+
 /*
  * The PCI host bridge and the virtio devices. reset_ctl must exist first:
  * the host takes its 0xcf9 byte into the 0xcf8-0xcff config ports.
@@ -282,6 +296,7 @@ static uint64_t mmio64_base(const struct machine *m)
 static int create_pci_devices(struct machine *m, char *err, size_t errlen)
 {
 	const struct vm_config *cfg = m->cfg;
+	int r;
 	struct pci_host_config pc = {
 		.mmio = &m->mmio,
 		.pio = &m->pio,
@@ -301,22 +316,39 @@ static int create_pci_devices(struct machine *m, char *err, size_t errlen)
 	m->pci = pci_host_create(&pc);
 	if (!m->pci)
 		FAIL(errno, "cannot create the PCI host bridge: %s", strerror(errno));
-	/* Each device runs its queues on an I/O thread of its own (loop NULL). */
+	/* The bridge's state is loaded first: it checks every slot holds what was saved. */
+	if (device_list_add(&m->devices, "pci-host", &pci_host_device_ops, m->pci))
+		FAIL(EEXIST, "cannot list the PCI host bridge");
+	/*
+	 * Each device runs its queues on an I/O thread of its own (loop NULL).
+	 * Slots and state tags follow the command line's order: a restore or
+	 * a migration target must be given the same --disk/--net/--rng.
+	 */
 	for (unsigned i = 0; i < cfg->nr_disks; i++) {
 		m->disks[i] = virtio_blk_create(m->pci, &m->ram.mem, &cfg->disks[i], cfg->cpus, NULL,
 						err, errlen);
 		if (!m->disks[i])
 			return -EINVAL;
+		r = list_virtio(m, "virtio-blk", i, &virtio_blk_device_ops, virtio_blk_dev(m->disks[i]),
+				err, errlen);
+		if (r)
+			return r;
 	}
 	for (unsigned i = 0; i < cfg->nr_nets; i++) {
 		m->nets[i] = virtio_net_create(m->pci, &m->ram.mem, &cfg->nets[i], NULL, err, errlen);
 		if (!m->nets[i])
 			return -EINVAL;
+		r = list_virtio(m, "virtio-net", i, &virtio_net_device_ops, virtio_net_dev(m->nets[i]),
+				err, errlen);
+		if (r)
+			return r;
 	}
 	if (cfg->rng) {
 		m->rng = virtio_rng_create(m->pci, &m->ram.mem, NULL);
 		if (!m->rng)
 			FAIL(errno, "cannot create the virtio-rng device: %s", strerror(errno));
+		return list_virtio(m, "virtio-rng", 0, &virtio_rng_device_ops, virtio_rng_dev(m->rng),
+				   err, errlen);
 	}
 	return 0;
 }
@@ -548,6 +580,7 @@ static int restore_once(struct machine *m, char *err, size_t errlen)
 	free(m->snap);
 	m->snap = NULL;
 	log_info("restored from %s", m->cfg->restore_dir);
+	machine_start_devices(m);
 	return start_vcpus(m, err, errlen);
 }
 
@@ -562,8 +595,11 @@ static int incoming_once(struct machine *m, char *err, size_t errlen)
 	if (r)
 		return r;
 	r = migration_receive(m, m->incoming_fd, why, sizeof(why));
-	if (!r)
+	if (!r) {
+		/* GO came: the source will not run again, so the devices may. */
+		machine_start_devices(m);
 		r = start_vcpus(m, why, sizeof(why));
+	}
 	if (!r)
 		r = mig_send(m->incoming_fd, MIG_RUNNING, NULL, 0);
 	close(m->incoming_fd);

@@ -135,6 +135,12 @@ int machine_pause(struct machine *m, char *err, size_t errlen);
 int machine_resume(struct machine *m, char *err, size_t errlen);
 /* Leaves the paused state without running the vCPUs (they are being destroyed). */
 void machine_drop_pause(struct machine *m);
+/*
+ * After a restore or an incoming migration loaded the devices' state, just
+ * before the vCPUs start: the devices' resume (virtio devices start
+ * serving their queues only now, not while a migration may still fail).
+ */
+void machine_start_devices(struct machine *m);
 
 /* control.c: the API server on --api-socket. */
 int control_start(struct machine *m, char *err, size_t errlen);
