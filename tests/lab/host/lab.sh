@@ -179,8 +179,11 @@ vmm_qemu_devices() {
 # lab_tap_del NAME removes it.
 LAB_NET_HOST=10.0.2.1
 lab_tap() {
+	# The same MAC on every host: a guest migrated to another host finds
+	# its gateway at the address its ARP cache has.
 	if [ ! -d /sys/class/net/labbr0 ]; then
 		brctl addbr labbr0 && echo 0 >/sys/class/net/labbr0/bridge/forward_delay &&
+			ifconfig labbr0 hw ether 52:54:00:00:02:01 &&
 			ifconfig labbr0 "$LAB_NET_HOST" netmask 255.255.255.0 up ||
 			lab_fail "cannot set up the lab bridge labbr0"
 	fi
@@ -191,6 +194,47 @@ lab_tap() {
 
 lab_tap_del() {
 	tunctl -d "$1" >/dev/null 2>&1
+}
+
+# --- the peer host ------------------------------------------------------
+# Scenarios with "needs: peer" run on the main of two emulated hosts linked
+# by a network (LAB_MAIN_ADDR, LAB_PEER_ADDR) and both seeing one disk,
+# LAB_SHARED_DEV (each host's name for it). The peer runs nothing of its
+# own: the scenario drives it with peer_run. In direct mode (hardware
+# virtualization, one machine) the peer is this machine: LAB_PEER_LOCAL is
+# set, LAB_PEER_ADDR is 127.0.0.1 and peer_run runs the text here (in
+# LAB_PEER_WORK, which is /tmp/peer on a real peer).
+
+# peer_run SHELL_TEXT: runs SHELL_TEXT on the peer host, with lab.sh's
+# helpers, in its /tmp/peer; prints its output (stdout and stderr) and
+# returns its exit status (255: the peer did not answer). A program it
+# leaves running must write to a file, not to its stdout.
+peer_run() {
+	if [ -n "${LAB_PEER_LOCAL:-}" ]; then
+		mkdir -p "$LAB_PEER_WORK"
+		(cd "$LAB_PEER_WORK" && LAB_WORK=$LAB_PEER_WORK && eval "$1") 2>&1
+		return
+	fi
+	_pout=$(wget -q -O - --post-data "$1" \
+		"http://$LAB_PEER_ADDR:$LAB_PEER_PORT/cgi-bin/run" 2>&1) || {
+		echo "the peer host did not answer: $_pout"
+		return 255
+	}
+	_prc=$(echo "$_pout" | sed -n 's/^PEER-EXIT=//p' | tail -n 1)
+	echo "$_pout" | sed '/^PEER-EXIT=/d'
+	return "${_prc:-255}"
+}
+
+# peer_need: waits (up to 3 minutes: the peer boots alongside this host)
+# until the peer host answers; fails the scenario if it does not.
+peer_need() {
+	[ -n "${LAB_PEER_ADDR:-}" ] || lab_fail "no peer host (the scenario needs '# needs: peer')"
+	_n=180
+	until peer_run true >/dev/null 2>&1; do
+		[ "$_n" -gt 0 ] || lab_fail "the peer host does not answer at $LAB_PEER_ADDR: $(peer_run true)"
+		sleep 1
+		_n=$((_n - 1))
+	done
 }
 
 # lab_stamp: copies stdin to stdout a line at a time (flushed, so watchers

@@ -20,8 +20,9 @@ CACHE = os.path.join(ROOT, ".lab-cache")
 BUSYBOX = "/bin/busybox"
 KERNEL_META = "linux-image-cloud-amd64"
 # Host modules: KVM on AMD-V, and tap, bridge and loop devices for the device
-# scenarios (cheap to load); their depends= fields add the rest.
-HOST_MODULES = ["kvm-amd", "tun", "bridge", "loop"]
+# scenarios, and virtio-net for the link between two hosts (needs: peer)
+# (cheap to load); their depends= fields add the rest.
+HOST_MODULES = ["kvm-amd", "tun", "bridge", "loop", "virtio_pci", "virtio_net"]
 # The project's binaries that travel into the lab, found under build/.
 PROJECT_BINARIES = ["keel-vmm", "keel-img"]
 QEMU = "/usr/bin/qemu-system-x86_64"
@@ -285,6 +286,7 @@ def payload_image(plan, env, guest_initrd, scenarios, binaries):
     img.file("/init", os.path.join(LAB, "host", "init"), 0o755)
     img.file("/lab/lib/lab.sh", os.path.join(LAB, "host", "lab.sh"), 0o644)
     img.file("/lab/lib/run-scenarios", os.path.join(LAB, "host", "run-scenarios"), 0o755)
+    img.file("/lab/peer/cgi-bin/run", os.path.join(LAB, "host", "peer-run"), 0o755)
     img.data("/lab/plan", plan)
     img.data("/lab/env", env)
     img.file("/lab/guest/initrd", guest_initrd, 0o644)
