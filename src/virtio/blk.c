@@ -75,6 +75,7 @@ struct bq {
 	struct event_handler done_h;
 	unsigned inflight;
 	bool dropping; /* reset in progress: complete without touching the ring */
+	bool unsignalled; /* used entries pushed since the last notification */
 };
 
 struct vreq {
@@ -112,7 +113,7 @@ static void complete(struct vreq *r)
 		*r->status = r->unsupported ? S_UNSUPP : r->failed ? S_IOERR : S_OK;
 		guest_mem_mark_dirty(vdev->mem, r->status, 1);
 		virtq_push(virtio_vq(vdev, bq->index), r->head, r->written + 1);
-		virtio_notify_queue(vdev, bq->index);
+		bq->unsignalled = true;
 	}
 	bq->inflight--;
 	free(r);
@@ -130,6 +131,19 @@ static void req_done(struct blk_req *req, int ret)
 	}
 	if (--r->pending == 0)
 		complete(r);
+}
+
+/*
+ * One notification for all the requests a pass completed, so a batch of
+ * completions costs the guest one interrupt (EVENT_IDX would suppress most
+ * of the others anyway, but only after each cost us an irqfd write).
+ */
+static void signal_used(struct bq *bq)
+{
+	if (bq->unsignalled) {
+		bq->unsignalled = false;
+		virtio_notify_queue(&bq->blk->vdev, bq->index);
+	}
 }
 
 /* Whether [sector, +bytes) lies on the disk, without overflowing. */
@@ -321,6 +335,7 @@ static void process(struct virtio_blk *b, struct bq *bq)
 	} while (virtq_enable_kicks(vq) && bq->inflight < QUEUE_SIZE);
 	blk_queue_kick(bq->q);
 	blk_queue_process(bq->q);
+	signal_used(bq);
 	if (r == -EIO)
 		virtio_dev_error(vdev);
 }
@@ -341,6 +356,7 @@ static void completions(struct event_handler *h, uint32_t events)
 	pthread_mutex_lock(&b->vdev.lock);
 	was_full = bq->inflight >= QUEUE_SIZE;
 	blk_queue_process(bq->q);
+	signal_used(bq);
 	if (was_full && bq->inflight < QUEUE_SIZE && virtio_dev_running(&b->vdev))
 		process(b, bq);
 	pthread_mutex_unlock(&b->vdev.lock);

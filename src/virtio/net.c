@@ -196,9 +196,10 @@ static void rx_poll(struct virtio_net *n, bool on)
 /*
  * Copies the pending frame into as many chains as it needs (one without
  * MRG_RXBUF). Returns 1 delivered, 2 dropped (too big for a non-mergeable
- * buffer), 0 not enough buffers (nothing consumed), -EIO on a broken ring.
+ * buffer), 0 not enough buffers (nothing consumed; *seen says how many
+ * there were), -EIO on a broken ring.
  */
-static int rx_deliver(struct virtio_net *n)
+static int rx_deliver(struct virtio_net *n, uint16_t *seen)
 {
 	struct virtio_dev *vdev = &n->vdev;
 	struct virtq *vq = virtio_vq(vdev, RXQ);
@@ -220,6 +221,7 @@ static int rx_deliver(struct virtio_net *n)
 		r = virtq_pop(vq, &n->elem);
 		if (r <= 0) {
 			virtq_unpop(vq, used);
+			*seen = used;
 			return r;
 		}
 		room = n->elem.in_len;
@@ -258,7 +260,8 @@ static void rx_process(struct virtio_net *n)
 {
 	struct virtio_dev *vdev = &n->vdev;
 	struct virtq *vq = virtio_vq(vdev, RXQ);
-	unsigned done = 0;
+	unsigned done = 0, unsignalled = 0;
+	uint16_t seen = 0;
 	int r = 0;
 
 	virtq_disable_kicks(vq);
@@ -275,7 +278,7 @@ static void rx_process(struct virtio_net *n)
 			}
 			n->pending = (size_t)len;
 		}
-		r = rx_deliver(n);
+		r = rx_deliver(n, &seen);
 		if (r < 0) {
 			virtio_dev_error(vdev);
 			n->pending = 0;
@@ -283,11 +286,21 @@ static void rx_process(struct virtio_net *n)
 			return;
 		}
 		if (r == 0) {
-			/* Ring full: keep the frame, stop reading, wait for a kick. */
+			/*
+			 * Too few buffers: keep the frame, stop reading, and wait for
+			 * the driver to add more. It refills only after hearing of
+			 * what we delivered, so signal that first. Retry at once only
+			 * if buffers beyond the `seen` ones arrived meanwhile; those
+			 * alone cannot take the frame, and retrying on them would spin.
+			 */
 			n->stats.rx_stalls++;
+			if (unsignalled) {
+				virtio_notify_queue(vdev, RXQ);
+				unsignalled = 0;
+			}
 			rx_poll(n, false);
-			if (virtq_enable_kicks(vq)) {
-				rx_poll(n, true); /* buffers arrived meanwhile: carry on */
+			if (virtq_enable_kicks(vq) && virtq_avail_pending(vq) > seen) {
+				rx_poll(n, true);
 				continue;
 			}
 			break;
@@ -298,8 +311,9 @@ static void rx_process(struct virtio_net *n)
 		else
 			n->stats.rx_packets++;
 		done++;
+		unsignalled++;
 	}
-	if (done)
+	if (unsignalled)
 		virtio_notify_queue(vdev, RXQ);
 }
 
@@ -320,9 +334,12 @@ static void net_kick(struct virtio_dev *vdev, unsigned q)
 	if (q == TXQ) {
 		tx_process(n);
 	} else {
-		/* New receive buffers: deliver what is pending, read the tap again. */
+		/*
+		 * New receive buffers: deliver what is pending, then read the
+		 * tap again, unless a frame still waits for more buffers.
+		 */
 		rx_process(n);
-		if (virtio_dev_running(vdev))
+		if (virtio_dev_running(vdev) && !n->pending)
 			rx_poll(n, true);
 	}
 }

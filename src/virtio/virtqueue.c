@@ -283,8 +283,15 @@ bool virtq_enable_kicks(struct virtq *vq)
 {
 	if (!vq->ready || vq->broken)
 		return false;
+	/*
+	 * With EVENT_IDX the driver kicks when its avail index passes
+	 * avail_event. Point it at the index the driver has reached, not at
+	 * what we popped: a device waiting with buffers left unpopped (net
+	 * receive needing more of them for one frame) must hear of the next
+	 * one, and a driver that is already past last_avail would not kick.
+	 */
 	if (vq->event_idx) {
-		store16(avail_event(vq), vq->last_avail);
+		store16(avail_event(vq), load16(&vq->avail[AVAIL_IDX]));
 		mark_dirty(vq, avail_event(vq), 2);
 	} else {
 		store16(&vq->used[USED_FLAGS], 0);

@@ -32,22 +32,23 @@ lab_note() {
 
 # --- starting a VMM ----------------------------------------------------
 # vmm_start VMM GUEST CPUS MEM_MIB [--no-reboot] [--quiet] [--raw]
-#           [--disk SPEC]... [--net SPEC]... [--rng]
+#           [--append ARGS] [--disk SPEC]... [--net SPEC]... [--rng]
 # Starts VMM (keel, qemu-microvm, qemu-q35) booting the lab's guest kernel
 # and initramfs, with the guest init running scenarios/GUEST.guest. Its
 # console (stdout and stderr) is timestamped line by line (lab_stamp) into
 # $VMM_LOG and echoed to our stdout; its stdin is a fifo that vmm_type
 # writes to. The first log line, "VMM-START",
 # is stamped just before the VMM is started. Sets VMM_PID. --quiet adds
-# "quiet" to the guest's command line; --raw logs and echoes the console
-# without timestamps (make demo, where a person reads it).
+# "quiet" to the guest's command line, --append ARGS more (for the guest
+# script: /proc/cmdline); --raw logs and echoes the console without
+# timestamps (make demo, where a person reads it).
 # --disk, --net and --rng take keel-vmm's syntax (keel-vmm --help; no
 # spaces or commas inside values) and give QEMU the equivalent virtio-pci
 # devices (vmm_qemu_devices).
 vmm_start() {
 	_vmm=$1 _guest=$2 _cpus=$3 _mem=$4
 	shift 4
-	_noreboot="" _quiet="" _stamp=lab_stamp _devs=""
+	_noreboot="" _quiet="" _stamp=lab_stamp _devs="" _append=""
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--no-reboot) _noreboot=1 ;;
@@ -59,6 +60,11 @@ vmm_start() {
 			shift
 			;;
 		--rng) _devs="$_devs --rng" ;;
+		--append)
+			[ $# -ge 2 ] || lab_fail "vmm_start: $1 needs a value"
+			_append="$_append $2"
+			shift
+			;;
 		*) lab_fail "vmm_start: unknown option $1" ;;
 		esac
 		shift
@@ -70,6 +76,7 @@ vmm_start() {
 	# (its "# guest-modules:"), whichever guest script it boots.
 	_cmdline="console=ttyS0 keel.scenario=$_guest keel.modules=$LAB_SCENARIO"
 	[ -n "$_quiet" ] && _cmdline="$_cmdline quiet"
+	_cmdline="$_cmdline$_append"
 	# tests/lab/run --guest-cmdline / --keel-args, for debugging.
 	[ -n "${LAB_GUEST_APPEND:-}" ] && _cmdline="$_cmdline $LAB_GUEST_APPEND"
 	VMM_NAME=$_vmm
