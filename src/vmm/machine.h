@@ -111,6 +111,9 @@ struct machine {
 	struct migration *migration;
 	/* Work other threads hand to the main thread. */
 	struct main_call main_call;
+	/* The first boot's KVM VM, made on a thread while the rest is set up. */
+	struct vm_prep *prep;
+	uint64_t created_ns; /* CLOCK_MONOTONIC when machine_create began */
 };
 
 /*

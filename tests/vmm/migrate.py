@@ -163,7 +163,8 @@ def a_target_with_another_disk_refuses_and_the_source_runs_on():
                 source("v", cpus=1, devices=["--disk", f"path={disk}"]) as src:
             src.wait_line(lambda l: l == "blk 16 ok")
             migrate(src, port)
-            r = wait_status(src, ("failed",))
+            # Pre-copy runs its course first (the target refuses at the state).
+            r = wait_status(src, ("failed",), timeout=120)
             check(r is not None and "the target gave up" in r["error"] and
                   "virtio-blk0: the saved disk has 16384 sectors" in r["error"], f"{r}")
             st, info = src.request("GET", "/v1/vm")
