@@ -16,18 +16,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define GUEST_MEM_MAX_REGIONS 8
+#define GUEST_MEM_PAGE 4096
 
 struct guest_mem_region {
 	uint64_t gpa;  /* guest-physical start */
 	uint64_t size; /* bytes */
 	uint8_t *hva;  /* host mapping of the region */
+	uint64_t *dirty; /* one bit per page from hva; NULL until dirty logging first starts */
 };
 
 struct guest_mem {
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 	unsigned nr_regions;
+	int dirty_logging; /* atomic: guest_mem_mark_dirty() records */
 };
 
 /* Adds a region; regions must not overlap. Returns 0 or -errno. */
@@ -45,5 +49,28 @@ int guest_mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, 
 
 /* Total bytes of RAM in all regions. */
 uint64_t guest_mem_total(const struct guest_mem *mem);
+
+/*
+ * Dirty logging of what the VMM itself writes into guest RAM, for live
+ * migration: KVM's dirty log sees only the vCPUs' writes, not a device
+ * model's (used rings, block reads, received frames). A device calls
+ * guest_mem_mark_dirty() AFTER each write it makes through a pointer from
+ * guest_mem_ptr() (after, so a page collected while a request is in flight
+ * is marked again when the data lands); it costs one atomic load while
+ * logging is off. Marking is lock-free and may come from any thread.
+ *
+ * start allocates the bitmaps (once; they live until guest_mem_dirty_free(),
+ * so a device marking while logging stops never touches freed memory),
+ * clears them and turns logging on: 0 or -ENOMEM. collect moves region i's
+ * bits (bit n = page n from the region's start) into `bitmap` with OR and
+ * clears them, word by word atomically, so a mark is never lost between
+ * the two.
+ */
+int guest_mem_dirty_start(struct guest_mem *mem);
+void guest_mem_dirty_stop(struct guest_mem *mem);
+void guest_mem_mark_dirty(const struct guest_mem *mem, const void *hva, size_t len);
+void guest_mem_mark_dirty_iov(const struct guest_mem *mem, const struct iovec *iov, unsigned n);
+void guest_mem_dirty_collect(const struct guest_mem *mem, unsigned region, uint64_t *bitmap);
+void guest_mem_dirty_free(struct guest_mem *mem);
 
 #endif

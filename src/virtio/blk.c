@@ -75,6 +75,7 @@ struct bq {
 	struct event_handler done_h;
 	unsigned inflight;
 	bool dropping; /* reset in progress: complete without touching the ring */
+	bool unsignalled; /* used entries pushed since the last notification */
 };
 
 struct vreq {
@@ -105,10 +106,14 @@ static void complete(struct vreq *r)
 	struct bq *bq = r->bq;
 	struct virtio_dev *vdev = &bq->blk->vdev;
 
+	/* Live migration's dirty log: the data a read brought in (guest_mem.h). */
+	if (r->written)
+		guest_mem_mark_dirty_iov(vdev->mem, r->iov, r->iovcnt);
 	if (!bq->dropping) {
 		*r->status = r->unsupported ? S_UNSUPP : r->failed ? S_IOERR : S_OK;
+		guest_mem_mark_dirty(vdev->mem, r->status, 1);
 		virtq_push(virtio_vq(vdev, bq->index), r->head, r->written + 1);
-		virtio_notify_queue(vdev, bq->index);
+		bq->unsignalled = true;
 	}
 	bq->inflight--;
 	free(r);
@@ -126,6 +131,19 @@ static void req_done(struct blk_req *req, int ret)
 	}
 	if (--r->pending == 0)
 		complete(r);
+}
+
+/*
+ * One notification for all the requests a pass completed, so a batch of
+ * completions costs the guest one interrupt (EVENT_IDX would suppress most
+ * of the others anyway, but only after each cost us an irqfd write).
+ */
+static void signal_used(struct bq *bq)
+{
+	if (bq->unsignalled) {
+		bq->unsignalled = false;
+		virtio_notify_queue(&bq->blk->vdev, bq->index);
+	}
 }
 
 /* Whether [sector, +bytes) lies on the disk, without overflowing. */
@@ -271,6 +289,7 @@ static int handle(struct virtio_blk *b, struct bq *bq, struct virtq_elem *e)
 		memcpy(id, b->serial, sizeof(id));
 		r->written = (uint32_t)virtio_iov_from_buf(&e->iov[e->n_out], e->n_in, 0, id,
 						    MIN(in_data, sizeof(id)));
+		guest_mem_mark_dirty_iov(b->vdev.mem, &e->iov[e->n_out], e->n_in);
 		break;
 	}
 	case T_DISCARD:
@@ -316,6 +335,7 @@ static void process(struct virtio_blk *b, struct bq *bq)
 	} while (virtq_enable_kicks(vq) && bq->inflight < QUEUE_SIZE);
 	blk_queue_kick(bq->q);
 	blk_queue_process(bq->q);
+	signal_used(bq);
 	if (r == -EIO)
 		virtio_dev_error(vdev);
 }
@@ -336,6 +356,7 @@ static void completions(struct event_handler *h, uint32_t events)
 	pthread_mutex_lock(&b->vdev.lock);
 	was_full = bq->inflight >= QUEUE_SIZE;
 	blk_queue_process(bq->q);
+	signal_used(bq);
 	if (was_full && bq->inflight < QUEUE_SIZE && virtio_dev_running(&b->vdev))
 		process(b, bq);
 	pthread_mutex_unlock(&b->vdev.lock);
@@ -353,9 +374,55 @@ static void blk_reset(struct virtio_dev *vdev)
 	}
 }
 
+/* The VM pauses: every request in flight completes into its used ring. */
+static void blk_quiesce(struct virtio_dev *vdev)
+{
+	struct virtio_blk *b = container_of(vdev, struct virtio_blk, vdev);
+
+	for (unsigned i = 0; i < b->nq; i++)
+		blk_queue_drain(b->q[i].q);
+}
+
+/* Before a snapshot or a switch-over: what the guest wrote is on the disk for the next opener. */
+static int blk_sync(struct virtio_dev *vdev)
+{
+	struct virtio_blk *b = container_of(vdev, struct virtio_blk, vdev);
+	int r;
+
+	if (b->info.read_only)
+		return 0;
+	r = blk_flush(b->q[0].q);
+	if (r < 0)
+		log_error("%s: %s: cannot flush: %s", vdev->name, blk_dev_name(b->dev), strerror(-r));
+	return r;
+}
+
+/* The saved config must be this disk's: same size, block size, limits, queues. */
+static int blk_load_config(struct virtio_dev *vdev, const uint8_t *config, char *err, size_t errlen)
+{
+	uint64_t saved, mine;
+
+	if (!memcmp(config, vdev->config, C_SIZE))
+		return 0;
+	memcpy(&saved, config + C_CAPACITY, 8);
+	memcpy(&mine, vdev->config + C_CAPACITY, 8);
+	if (saved != mine)
+		snprintf(err, errlen, "the saved disk has %llu sectors, %s has %llu: not the same disk",
+			 (unsigned long long)saved, blk_dev_name(container_of(vdev, struct virtio_blk,
+									     vdev)->dev),
+			 (unsigned long long)mine);
+	else
+		snprintf(err, errlen, "the disk's block size, limits or queue count differ from the "
+			 "saved one's");
+	return -EINVAL;
+}
+
 static const struct virtio_dev_ops blk_ops = {
 	.reset = blk_reset,
 	.queue_kick = blk_kick,
+	.quiesce = blk_quiesce,
+	.sync = blk_sync,
+	.load_config = blk_load_config,
 };
 
 static void fill_config(struct virtio_blk *b)
@@ -480,6 +547,11 @@ struct virtio_blk *virtio_blk_create(struct pci_host *pci, const struct guest_me
 		snprintf(err, errlen, "--disk %s: cannot create the device: %s", opts->path,
 			 strerror(errno));
 	return b;
+}
+
+struct virtio_dev *virtio_blk_dev(struct virtio_blk *b)
+{
+	return &b->vdev;
 }
 
 void virtio_blk_destroy(struct virtio_blk *b)

@@ -41,6 +41,7 @@ struct virtio_blk_opts {
 int virtio_blk_parse(const char *s, struct virtio_blk_opts *opts, char *err, size_t errlen);
 
 struct virtio_blk;
+struct virtio_dev;
 
 /*
  * Opens the image and adds the device with opts->queues queues, or
@@ -59,6 +60,8 @@ struct virtio_blk *virtio_blk_create_dev(struct pci_host *pci, const struct gues
 					 struct blk_dev *dev, enum blk_cache cache,
 					 const char *serial, unsigned queues,
 					 struct event_loop *loop);
+/* Its transport, for the device-state operations (virtio_state.h). */
+struct virtio_dev *virtio_blk_dev(struct virtio_blk *blk);
 /* Completes in-flight requests, removes the device, closes the image. NULL ok. */
 void virtio_blk_destroy(struct virtio_blk *blk);
 

@@ -60,6 +60,7 @@ struct virtio_net {
 	struct event_handler rx_h;
 	bool rx_polling;          /* backend fd is in the loop */
 	size_t pending;           /* bytes of a frame read but not yet delivered */
+	bool mac_given;           /* --net mac=: a loaded state must have this MAC */
 	struct virtio_net_stats stats;
 	struct virtq_elem elem;
 	uint8_t frame[FRAME_MAX];
@@ -195,9 +196,10 @@ static void rx_poll(struct virtio_net *n, bool on)
 /*
  * Copies the pending frame into as many chains as it needs (one without
  * MRG_RXBUF). Returns 1 delivered, 2 dropped (too big for a non-mergeable
- * buffer), 0 not enough buffers (nothing consumed), -EIO on a broken ring.
+ * buffer), 0 not enough buffers (nothing consumed; *seen says how many
+ * there were), -EIO on a broken ring.
  */
-static int rx_deliver(struct virtio_net *n)
+static int rx_deliver(struct virtio_net *n, uint16_t *seen)
 {
 	struct virtio_dev *vdev = &n->vdev;
 	struct virtq *vq = virtio_vq(vdev, RXQ);
@@ -219,6 +221,7 @@ static int rx_deliver(struct virtio_net *n)
 		r = virtq_pop(vq, &n->elem);
 		if (r <= 0) {
 			virtq_unpop(vq, used);
+			*seen = used;
 			return r;
 		}
 		room = n->elem.in_len;
@@ -240,11 +243,12 @@ static int rx_deliver(struct virtio_net *n)
 		heads[used] = n->elem.head;
 		lens[used] = (uint32_t)virtio_iov_from_buf(n->elem.iov, n->elem.n_in, 0, n->frame + off,
 						    n->pending - off);
+		guest_mem_mark_dirty_iov(vdev->mem, n->elem.iov, n->elem.n_in);
 		off += lens[used];
 		used++;
 	}
 	/* The count is known only now: patch it into the first chain's header. */
-	if (used > 1)
+	if (used > 1) /* (the first chain is marked dirty already) */
 		virtio_iov_from_buf(first, nfirst, offsetof(struct net_hdr, num_buffers), &used,
 			     sizeof(used));
 	for (uint16_t i = 0; i < used; i++)
@@ -256,7 +260,8 @@ static void rx_process(struct virtio_net *n)
 {
 	struct virtio_dev *vdev = &n->vdev;
 	struct virtq *vq = virtio_vq(vdev, RXQ);
-	unsigned done = 0;
+	unsigned done = 0, unsignalled = 0;
+	uint16_t seen = 0;
 	int r = 0;
 
 	virtq_disable_kicks(vq);
@@ -273,7 +278,7 @@ static void rx_process(struct virtio_net *n)
 			}
 			n->pending = (size_t)len;
 		}
-		r = rx_deliver(n);
+		r = rx_deliver(n, &seen);
 		if (r < 0) {
 			virtio_dev_error(vdev);
 			n->pending = 0;
@@ -281,11 +286,21 @@ static void rx_process(struct virtio_net *n)
 			return;
 		}
 		if (r == 0) {
-			/* Ring full: keep the frame, stop reading, wait for a kick. */
+			/*
+			 * Too few buffers: keep the frame, stop reading, and wait for
+			 * the driver to add more. It refills only after hearing of
+			 * what we delivered, so signal that first. Retry at once only
+			 * if buffers beyond the `seen` ones arrived meanwhile; those
+			 * alone cannot take the frame, and retrying on them would spin.
+			 */
 			n->stats.rx_stalls++;
+			if (unsignalled) {
+				virtio_notify_queue(vdev, RXQ);
+				unsignalled = 0;
+			}
 			rx_poll(n, false);
-			if (virtq_enable_kicks(vq)) {
-				rx_poll(n, true); /* buffers arrived meanwhile: carry on */
+			if (virtq_enable_kicks(vq) && virtq_avail_pending(vq) > seen) {
+				rx_poll(n, true);
 				continue;
 			}
 			break;
@@ -296,8 +311,9 @@ static void rx_process(struct virtio_net *n)
 		else
 			n->stats.rx_packets++;
 		done++;
+		unsignalled++;
 	}
-	if (done)
+	if (unsignalled)
 		virtio_notify_queue(vdev, RXQ);
 }
 
@@ -318,9 +334,12 @@ static void net_kick(struct virtio_dev *vdev, unsigned q)
 	if (q == TXQ) {
 		tx_process(n);
 	} else {
-		/* New receive buffers: deliver what is pending, read the tap again. */
+		/*
+		 * New receive buffers: deliver what is pending, then read the
+		 * tap again, unless a frame still waits for more buffers.
+		 */
 		rx_process(n);
-		if (virtio_dev_running(vdev))
+		if (virtio_dev_running(vdev) && !n->pending)
 			rx_poll(n, true);
 	}
 }
@@ -373,11 +392,36 @@ static void net_reset(struct virtio_dev *vdev)
 		n->be.ops->set_offload(n->be.opaque, 0);
 }
 
+/*
+ * A loaded state's config: the guest knows the saved MAC and link state, so
+ * they are taken (a MAC chosen at random here gives way), unless this
+ * device was given a MAC of its own that differs.
+ */
+static int net_load_config(struct virtio_dev *vdev, const uint8_t *config, char *err, size_t errlen)
+{
+	struct virtio_net *n = container_of(vdev, struct virtio_net, vdev);
+
+	if (n->mac_given && memcmp(config, vdev->config, 6)) {
+		snprintf(err, errlen, "the saved NIC has MAC %02x:%02x:%02x:%02x:%02x:%02x, this one was "
+			 "given %02x:%02x:%02x:%02x:%02x:%02x", config[0], config[1], config[2],
+			 config[3], config[4], config[5], vdev->config[0], vdev->config[1],
+			 vdev->config[2], vdev->config[3], vdev->config[4], vdev->config[5]);
+		return -EINVAL;
+	}
+	if (memcmp(config + CFG_MAX_PAIRS, vdev->config + CFG_MAX_PAIRS, 2)) {
+		snprintf(err, errlen, "the saved NIC has another number of queue pairs");
+		return -EINVAL;
+	}
+	memcpy(vdev->config, config, CFG_MAX_PAIRS);
+	return 0;
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.validate_features = net_validate,
 	.activate = net_activate,
 	.reset = net_reset,
 	.queue_kick = net_kick,
+	.load_config = net_load_config,
 };
 
 struct virtio_net *virtio_net_create_backend(struct pci_host *pci, const struct guest_mem *mem,
@@ -445,11 +489,18 @@ struct virtio_net *virtio_net_create(struct pci_host *pci, const struct guest_me
 	}
 	tap_backend(tap, &be);
 	n = virtio_net_create_backend(pci, mem, mac, &be, loop);
+	if (n)
+		n->mac_given = opts->mac_set;
 	if (!n) {
 		snprintf(err, errlen, "virtio-net on tap %s: %s", opts->tap, strerror(errno));
 		tap_close(tap);
 	}
 	return n;
+}
+
+struct virtio_dev *virtio_net_dev(struct virtio_net *n)
+{
+	return &n->vdev;
 }
 
 void virtio_net_destroy(struct virtio_net *n)

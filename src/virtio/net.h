@@ -33,6 +33,7 @@ struct virtio_net_opts {
 int virtio_net_parse(const char *s, struct virtio_net_opts *opts, char *err, size_t errlen);
 
 struct virtio_net;
+struct virtio_dev;
 
 /*
  * Opens the tap and adds the device. `loop` NULL gives it its own I/O
@@ -46,6 +47,8 @@ struct net_backend;
 struct virtio_net *virtio_net_create_backend(struct pci_host *pci, const struct guest_mem *mem,
 					     const uint8_t mac[6], const struct net_backend *be,
 					     struct event_loop *loop);
+/* Its transport, for the device-state operations (virtio_state.h). */
+struct virtio_dev *virtio_net_dev(struct virtio_net *net);
 /* Stops the device, closes the tap (removing it if we created it). NULL ok. */
 void virtio_net_destroy(struct virtio_net *net);
 /* Link up/down in config space (VIRTIO_NET_F_STATUS), with a config interrupt. */

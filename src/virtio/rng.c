@@ -63,6 +63,7 @@ static void rng_kick(struct virtio_dev *vdev, unsigned q)
 				log_error("%s: getrandom: %s", vdev->name, strerror((int)-n));
 				n = 0;
 			}
+			guest_mem_mark_dirty_iov(vdev->mem, rng->elem.iov, rng->elem.n_in);
 			virtq_push(vq, rng->elem.head, (uint32_t)n);
 			pushed = true;
 		}
@@ -106,6 +107,11 @@ struct virtio_rng *virtio_rng_create(struct pci_host *pci, const struct guest_me
 		return NULL;
 	}
 	return rng;
+}
+
+struct virtio_dev *virtio_rng_dev(struct virtio_rng *rng)
+{
+	return &rng->vdev;
 }
 
 void virtio_rng_destroy(struct virtio_rng *rng)

@@ -11,6 +11,7 @@
 #include "pci/pci.h"
 
 struct virtio_rng;
+struct virtio_dev;
 
 /*
  * Adds the device to `pci`. `loop` NULL gives it its own I/O thread;
@@ -18,6 +19,8 @@ struct virtio_rng;
  */
 struct virtio_rng *virtio_rng_create(struct pci_host *pci, const struct guest_mem *mem,
 				     struct event_loop *loop);
+/* Its transport, for the device-state operations (virtio_state.h). */
+struct virtio_dev *virtio_rng_dev(struct virtio_rng *rng);
 /* Stops and removes the device. NULL is fine. */
 void virtio_rng_destroy(struct virtio_rng *rng);
 

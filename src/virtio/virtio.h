@@ -69,6 +69,20 @@ struct virtio_dev_ops {
 	/* Driver wrote device config [off, off+size) (already range-checked). */
 	void (*config_write)(struct virtio_dev *vdev, unsigned off, const void *data,
 			     unsigned size);
+	/*
+	 * Snapshots and live migration (virtio_state.c); all optional, lock
+	 * held. quiesce: the VM pauses: complete every in-flight request into
+	 * the used ring (on the device's I/O thread, which then stays parked
+	 * until the VM resumes). sync: before the device's state is saved,
+	 * make the backend durable for another process to open (a disk
+	 * flush); 0 or -errno. load_config: a loaded state's device config
+	 * (as saved): take what the guest or the source may differ in, refuse
+	 * with -EINVAL and a reason what says this device is not configured
+	 * like the saved one (another disk size, another MAC given).
+	 */
+	void (*quiesce)(struct virtio_dev *vdev);
+	int (*sync)(struct virtio_dev *vdev);
+	int (*load_config)(struct virtio_dev *vdev, const uint8_t *config, char *err, size_t errlen);
 };
 
 struct virtio_dev_desc {
@@ -93,6 +107,14 @@ struct virtio_queue {
 	struct event_handler kick;
 	struct ioeventfd ioev;
 	bool ioev_added;
+};
+
+/* A paused or freshly loaded device (virtio_state.c). */
+struct virtio_hold {
+	struct event_handler park; /* asks the I/O thread to park; it reads this eventfd */
+	int ack_fd;                /* the I/O thread answers here */
+	bool held;                 /* paused: the I/O thread is parked (or quiesce ran inline) */
+	bool loaded;               /* state loaded, not yet started: resume activates and kicks */
 };
 
 struct virtio_dev {
@@ -121,6 +143,7 @@ struct virtio_dev {
 	uint8_t config[VIRTIO_CONFIG_MAX]; /* device config, owned by the core */
 	unsigned pci_cfg_cap;              /* VIRTIO_PCI_CAP_PCI_CFG offset */
 	uint64_t errors;                   /* guest errors seen, for tests/stats */
+	struct virtio_hold hold;           /* pause and load (virtio_state.c) */
 };
 
 /*

@@ -25,6 +25,12 @@ static void store16(uint16_t *p, uint16_t v)
 	__atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+/* The VMM's writes into guest RAM, for live migration's dirty log (guest_mem.h). */
+static void mark_dirty(struct virtq *vq, const void *p, size_t len)
+{
+	guest_mem_mark_dirty(vq->mem, p, len);
+}
+
 static uint16_t *used_event(struct virtq *vq)
 {
 	return &vq->avail[AVAIL_RING + vq->size];
@@ -234,9 +240,11 @@ void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 		return;
 	ring = (uint8_t *)&vq->used[2];
 	memcpy(ring + (size_t)(vq->used_idx % vq->size) * sizeof(el), &el, sizeof(el));
+	mark_dirty(vq, ring + (size_t)(vq->used_idx % vq->size) * sizeof(el), sizeof(el));
 	vq->used_idx++;
 	/* The element must be visible before the index that publishes it. */
 	store16(&vq->used[USED_IDX], vq->used_idx);
+	mark_dirty(vq, &vq->used[USED_IDX], 2);
 }
 
 /* 2.7.10: interrupt if used_event lies in (old, new]. */
@@ -268,16 +276,27 @@ void virtq_disable_kicks(struct virtq *vq)
 	if (!vq->ready || vq->event_idx)
 		return; /* with EVENT_IDX, avail_event is simply left behind */
 	store16(&vq->used[USED_FLAGS], VRING_USED_F_NO_NOTIFY);
+	mark_dirty(vq, &vq->used[USED_FLAGS], 2);
 }
 
 bool virtq_enable_kicks(struct virtq *vq)
 {
 	if (!vq->ready || vq->broken)
 		return false;
-	if (vq->event_idx)
-		store16(avail_event(vq), vq->last_avail);
-	else
+	/*
+	 * With EVENT_IDX the driver kicks when its avail index passes
+	 * avail_event. Point it at the index the driver has reached, not at
+	 * what we popped: a device waiting with buffers left unpopped (net
+	 * receive needing more of them for one frame) must hear of the next
+	 * one, and a driver that is already past last_avail would not kick.
+	 */
+	if (vq->event_idx) {
+		store16(avail_event(vq), load16(&vq->avail[AVAIL_IDX]));
+		mark_dirty(vq, avail_event(vq), 2);
+	} else {
 		store16(&vq->used[USED_FLAGS], 0);
+		mark_dirty(vq, &vq->used[USED_FLAGS], 2);
+	}
 	/* Publish the request before re-checking, or a kick could be lost. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return virtq_avail_pending(vq) != 0;

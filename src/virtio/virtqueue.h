@@ -94,8 +94,9 @@ bool virtq_should_notify(struct virtq *vq);
 
 /*
  * Kick suppression while the device is busy with the queue: disable before
- * processing, enable after; enable returns true if more buffers arrived in
- * between, so the caller must process again (no lost wake-up).
+ * processing, enable after; enable asks for a kick on the next buffer the
+ * driver adds and returns true if buffers are available unpopped, so the
+ * caller must process again (no lost wake-up).
  */
 void virtq_disable_kicks(struct virtq *vq);
 bool virtq_enable_kicks(struct virtq *vq);

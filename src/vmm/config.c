@@ -93,9 +93,10 @@ void config_print_help(const char *prog)
 	       "  --api-socket PATH    serve the control API (HTTP/1.1 + JSON, docs/api.md) on a\n"
 	       "                       UNIX socket at PATH (mode 0600; a stale socket is replaced)\n"
 	       "  --restore DIR        resume the VM saved in snapshot directory DIR (see docs/snapshot.md);\n"
-	       "                       the snapshot has the vCPUs, memory, kernel and command line, so\n"
-	       "                       only --console, --api-socket, --name, --log-level, --kvm-device\n"
-	       "                       may be given with it; DIR/memory must stay while the VM runs\n"
+	       "                       the snapshot has the vCPUs, memory, kernel and command line; give\n"
+	       "                       the saved VM's --disk, --net and --rng (same order, same disk\n"
+	       "                       images, any tap) and, if wanted, --console, --api-socket, --name,\n"
+	       "                       --log-level, --kvm-device; DIR/memory must stay while the VM runs\n"
 	       "  --incoming tcp:HOST:PORT  wait there for a live migration from another keel-vmm\n"
 	       "                       (docs/migration.md) and run the VM it sends; the same flags as\n"
 	       "                       with --restore; exit 1 if the migration fails before the switch-over\n"
@@ -313,10 +314,12 @@ enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
 	if (cfg->restore_dir && cfg->incoming)
 		FAIL("--restore and --incoming exclude each other");
 	if (cfg->restore_dir || cfg->incoming) {
-		/* The virtio devices cannot be saved yet (docs/snapshot.md), so none come back. */
+		/*
+		 * The devices' backends (image, tap) are this host's business, so
+		 * --disk/--net/--rng are given here, as on the source; the rest is saved.
+		 */
 		static const int from_snapshot[] = { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS,
-						     OPT_MEMORY, OPT_NO_REBOOT, OPT_DISK, OPT_NET,
-						     OPT_RNG };
+						     OPT_MEMORY, OPT_NO_REBOOT };
 
 		for (unsigned i = 0; i < sizeof(from_snapshot) / sizeof(from_snapshot[0]); i++)
 			if (seen[from_snapshot[i]])

@@ -138,14 +138,25 @@ static void post_stop(void *ctx, const struct http_request *req, struct http_rep
 	rep->after_arg = m;
 }
 
-/* 409 while the VM has devices whose state cannot be saved (virtio, for now). */
-static bool savable(struct machine *m, enum vm_action a, struct http_reply *rep)
+/*
+ * 409 for a live migration with a qcow2 disk: both keel-vmm have the image
+ * open across the switch-over, and the source's qcow2 driver may still
+ * write metadata (its close) after the target took over. Snapshots are
+ * fine: the image is flushed and the restoring process opens it afresh.
+ */
+static bool migratable(struct machine *m, struct http_reply *rep)
 {
-	if (!m->cfg->nr_disks && !m->cfg->nr_nets && !m->cfg->rng)
-		return true;
-	http_error(rep, 409, "unsupported", "cannot %s: the VM has virtio devices, whose state "
-		   "cannot be saved yet", vm_action_name(a));
-	return false;
+	for (unsigned i = 0; i < m->cfg->nr_disks; i++) {
+		const struct virtio_blk_opts *d = &m->cfg->disks[i];
+
+		if (d->format != BLK_FORMAT_RAW && !d->read_only) {
+			http_error(rep, 409, "unsupported", "cannot migrate: disk %s is qcow2, which "
+				   "cannot be live-migrated yet (raw disks and read-only qcow2 can)",
+				   d->path);
+			return false;
+		}
+	}
+	return true;
 }
 
 static uint64_t mono_ms(void)
@@ -179,7 +190,7 @@ static void put_snapshot(void *ctx, const struct http_request *req, struct http_
 		http_error(rep, 400, "bad_field", "field 'path' (the snapshot's directory) is required");
 		return;
 	}
-	if (!control_allowed(m, VM_ACTION_SNAPSHOT, rep) || !savable(m, VM_ACTION_SNAPSHOT, rep))
+	if (!control_allowed(m, VM_ACTION_SNAPSHOT, rep))
 		return;
 	if (was_running && machine_pause(m, err, sizeof(err))) {
 		http_error(rep, 500, "internal", "cannot pause for the snapshot: %s", err);
@@ -222,7 +233,7 @@ static void post_migrate(void *ctx, const struct http_request *req, struct http_
 		http_error(rep, 400, "bad_field", "field 'uri' (tcp:HOST:PORT of the target) is required");
 		return;
 	}
-	if (!control_allowed(m, VM_ACTION_MIGRATE, rep) || !savable(m, VM_ACTION_MIGRATE, rep))
+	if (!control_allowed(m, VM_ACTION_MIGRATE, rep) || !migratable(m, rep))
 		return;
 	r = migration_start(m, uri, downtime, err, sizeof(err));
 	if (r) {

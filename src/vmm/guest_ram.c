@@ -130,6 +130,7 @@ fail:
 
 void guest_ram_destroy(struct guest_ram *ram)
 {
+	guest_mem_dirty_free(&ram->mem);
 	if (ram->base)
 		munmap(ram->base, ram->size);
 	if (ram->memfd >= 0)

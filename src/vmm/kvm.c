@@ -56,7 +56,7 @@ static bool cap_hidden(const char *name)
 	return false;
 }
 
-static int check_cap(struct kvm *kvm, int cap)
+static int check_cap(const struct kvm *kvm, int cap)
 {
 	int r = ioctl(kvm->dev_fd, KVM_CHECK_EXTENSION, cap);
 
@@ -193,9 +193,8 @@ void kvm_close(struct kvm *kvm)
 	kvm->msrs = NULL;
 }
 
-int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen)
+int kvm_open_vm(const struct kvm *kvm, int *vm_fd, char *err, size_t errlen)
 {
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity = LAYOUT_KVM_IDENTITY_MAP;
 	int fd, r;
 
@@ -212,26 +211,49 @@ int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR failed: %s", strerror(errno));
 		goto fail;
 	}
-	if (ioctl(fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		snprintf(err, errlen, "KVM_CREATE_IRQCHIP failed: %s", strerror(errno));
-		goto fail;
-	}
-	if (ioctl(fd, KVM_CREATE_PIT2, &pit) < 0) {
-		snprintf(err, errlen, "KVM_CREATE_PIT2 failed: %s", strerror(errno));
-		goto fail;
-	}
-	/* Published only now, complete, for devices registering fast paths meanwhile. */
-	pthread_mutex_lock(&kvm->fastpath_lock);
-	kvm->vm_fd = fd;
-	pthread_mutex_unlock(&kvm->fastpath_lock);
-	r = kvm_fastpath_replay(kvm);
-	if (r)
-		FAIL(-r, "cannot give the devices' irqfds and ioeventfds to KVM: %s", strerror(-r));
+	*vm_fd = fd;
 	return 0;
 fail:
 	r = errno;
 	close(fd);
 	return -r;
+}
+
+int kvm_vm_add_irqchip(int vm_fd, char *err, size_t errlen)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+	if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		FAIL(errno, "KVM_CREATE_IRQCHIP failed: %s", strerror(errno));
+	if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		FAIL(errno, "KVM_CREATE_PIT2 failed: %s", strerror(errno));
+	return 0;
+}
+
+int kvm_use_vm(struct kvm *kvm, int vm_fd, char *err, size_t errlen)
+{
+	int r;
+
+	/* Published only now, complete, for devices registering fast paths meanwhile. */
+	pthread_mutex_lock(&kvm->fastpath_lock);
+	kvm->vm_fd = vm_fd;
+	pthread_mutex_unlock(&kvm->fastpath_lock);
+	r = kvm_fastpath_replay(kvm);
+	if (r)
+		FAIL(-r, "cannot give the devices' irqfds and ioeventfds to KVM: %s", strerror(-r));
+	return 0;
+}
+
+int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen)
+{
+	int fd, r = kvm_open_vm(kvm, &fd, err, errlen);
+
+	if (!r) {
+		r = kvm_vm_add_irqchip(fd, err, errlen);
+		if (r)
+			close(fd);
+	}
+	return r ? r : kvm_use_vm(kvm, fd, err, errlen);
 }
 
 void kvm_destroy_vm(struct kvm *kvm)
@@ -254,6 +276,12 @@ int kvm_set_memory_slot(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t s
 int kvm_set_memory_slot_flags(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size,
 			      void *hva, uint32_t flags)
 {
+	return kvm_vm_set_memory_slot(kvm->vm_fd, slot, gpa, size, hva, flags);
+}
+
+int kvm_vm_set_memory_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
+			   uint32_t flags)
+{
 	struct kvm_userspace_memory_region region = {
 		.slot = slot,
 		.flags = flags,
@@ -262,7 +290,7 @@ int kvm_set_memory_slot_flags(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint
 		.userspace_addr = (uint64_t)(uintptr_t)hva,
 	};
 
-	return ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
+	return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
 }
 
 bool kvm_has_msr(const struct kvm *kvm, uint32_t index)

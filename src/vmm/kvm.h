@@ -61,12 +61,26 @@ void kvm_close(struct kvm *kvm);
 
 /* A fresh VM: TSS and identity map (Intel), IOAPIC+PIC+LAPICs, PIT. */
 int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen);
+/*
+ * The same in steps, so the first two can run on another thread while the
+ * machine is set up: kvm_open_vm() makes the VM with its TSS and identity
+ * map (touching nothing of kvm but its device fd), kvm_vm_add_irqchip()
+ * adds the IOAPIC, PICs, LAPICs and PIT, kvm_use_vm() makes it kvm's and
+ * gives it the devices' fast paths. Memory slots may come before the
+ * irqchip; on the build machines' KVM they are much cheaper that way.
+ */
+int kvm_open_vm(const struct kvm *kvm, int *vm_fd, char *err, size_t errlen);
+int kvm_vm_add_irqchip(int vm_fd, char *err, size_t errlen);
+int kvm_use_vm(struct kvm *kvm, int vm_fd, char *err, size_t errlen);
 void kvm_destroy_vm(struct kvm *kvm);
 
 int kvm_set_memory_slot(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva);
 /* The same with KVM_MEM_* flags (KVM_MEM_LOG_DIRTY_PAGES for live migration). */
 int kvm_set_memory_slot_flags(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size,
 			      void *hva, uint32_t flags);
+/* The same on a VM fd of kvm_open_vm(). */
+int kvm_vm_set_memory_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
+			   uint32_t flags);
 
 /* Whether KVM saves/restores this MSR (KVM_GET_MSR_INDEX_LIST). */
 bool kvm_has_msr(const struct kvm *kvm, uint32_t index);

@@ -111,6 +111,9 @@ struct machine {
 	struct migration *migration;
 	/* Work other threads hand to the main thread. */
 	struct main_call main_call;
+	/* The first boot's KVM VM, made on a thread while the rest is set up. */
+	struct vm_prep *prep;
+	uint64_t created_ns; /* CLOCK_MONOTONIC when machine_create began */
 };
 
 /*
@@ -135,6 +138,12 @@ int machine_pause(struct machine *m, char *err, size_t errlen);
 int machine_resume(struct machine *m, char *err, size_t errlen);
 /* Leaves the paused state without running the vCPUs (they are being destroyed). */
 void machine_drop_pause(struct machine *m);
+/*
+ * After a restore or an incoming migration loaded the devices' state, just
+ * before the vCPUs start: the devices' resume (virtio devices start
+ * serving their queues only now, not while a migration may still fail).
+ */
+void machine_start_devices(struct machine *m);
 
 /* control.c: the API server on --api-socket. */
 int control_start(struct machine *m, char *err, size_t errlen);

@@ -88,7 +88,10 @@ static int connect_to(const char *uri, char *err, size_t errlen)
 	return fd;
 }
 
-/* Dirty logging on or off for both RAM slots. */
+/*
+ * Dirty logging on or off for both RAM slots, and for what the device
+ * models write into guest RAM themselves (KVM sees only the vCPUs' writes).
+ */
 static int dirty_logging(struct machine *m, bool on)
 {
 	uint32_t flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
@@ -97,6 +100,10 @@ static int dirty_logging(struct machine *m, bool on)
 	if (!r && m->ram.above_4g)
 		r = kvm_set_memory_slot_flags(&m->kvm, 1, LAYOUT_RAM_ABOVE_4G_START, m->ram.above_4g,
 					      m->ram.base + m->ram.below_4g, flags);
+	if (!r && on)
+		r = guest_mem_dirty_start(&m->ram.mem);
+	if (!on || r)
+		guest_mem_dirty_stop(&m->ram.mem);
 	return r;
 }
 
@@ -116,6 +123,10 @@ static int get_dirty(struct machine *m, uint64_t *bitmap, uint64_t *count)
 		if (ioctl(m->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
 			return -errno;
 	}
+	/* The devices' writes: guest RAM's regions are its slots, in the same order. */
+	guest_mem_dirty_collect(&m->ram.mem, 0, bitmap);
+	if (m->ram.above_4g)
+		guest_mem_dirty_collect(&m->ram.mem, 1, bitmap + m->ram.below_4g / MIG_PAGE / 64);
 	*count = 0;
 	for (uint64_t i = 0; i < words; i++)
 		*count += (uint64_t)__builtin_popcountll(bitmap[i]);

@@ -99,3 +99,8 @@ void machine_drop_pause(struct machine *m)
 	resume_devices(m);
 	m->paused = false;
 }
+
+void machine_start_devices(struct machine *m)
+{
+	resume_devices(m);
+}

@@ -168,6 +168,9 @@ int vcpu_create(struct vcpu *v, struct vcpu_env *env, unsigned index, char *err,
 		snprintf(err, errlen, "vCPU %u: cannot map kvm_run: %s", index, strerror(errno));
 		return -errno;
 	}
+	/* A restore or a migration sets all of it from the saved state. */
+	if (env->state_follows)
+		return 0;
 	r = set_cpuid(v, err, errlen);
 	if (!r)
 		r = set_boot_msrs(v, err, errlen);

@@ -49,6 +49,8 @@ struct vcpu_env {
 	struct vm_events *events;
 	const struct cpu_topology *topo;
 	struct vcpu_park park;
+	/* The vCPUs get saved state (a restore, a migration): no boot set-up at creation. */
+	bool state_follows;
 };
 
 /* Why KVM_RUN returned to us, counted per vCPU (the API's vCPU statistics). */

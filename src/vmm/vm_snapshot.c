@@ -99,11 +99,6 @@ int vm_state_save(struct machine *m, struct state_writer *w, char *err, size_t e
 		snprintf(err, errlen, "the VM must be paused");
 		return -EBUSY;
 	}
-	/* Until the virtio devices implement device_ops' save and load (docs/snapshot.md). */
-	if (m->cfg->nr_disks || m->cfg->nr_nets || m->cfg->rng) {
-		snprintf(err, errlen, "the VM has virtio devices, whose state cannot be saved yet");
-		return -EOPNOTSUPP;
-	}
 	if (!m->msr_list.index && m->nr_vcpus_created) {
 		r = cpu_msr_list_build(&m->msr_list, &m->vcpus[0], err, errlen);
 		if (r)

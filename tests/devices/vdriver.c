@@ -227,6 +227,27 @@ void vd_publish(struct vdriver *d, unsigned q, uint16_t head)
 void vd_kick(struct vdriver *d, unsigned q)
 {
 	h_write(d->h, d->q[q].notify_addr, 2, q);
+	d->q[q].kicked_idx = d->q[q].avail_idx;
+}
+
+bool vd_notify(struct vdriver *d, unsigned q)
+{
+	struct vd_queue *vq = &d->q[q];
+	uint16_t *used = h_ptr(d->h, vq->used), old = vq->kicked_idx, event;
+	bool kick;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (d->features & (1ULL << VIRTIO_F_EVENT_IDX)) {
+		/* avail_event follows the used ring; kick if it lies in [old, new). */
+		event = __atomic_load_n(&used[2 + 4 * (unsigned)vq->size], __ATOMIC_ACQUIRE);
+		kick = (uint16_t)(vq->avail_idx - event - 1) < (uint16_t)(vq->avail_idx - old);
+	} else {
+		kick = !(__atomic_load_n(&used[0], __ATOMIC_ACQUIRE) & VRING_USED_F_NO_NOTIFY);
+	}
+	vq->kicked_idx = vq->avail_idx;
+	if (kick)
+		h_write(d->h, vq->notify_addr, 2, q);
+	return kick;
 }
 
 int vd_get_used(struct vdriver *d, unsigned q, uint32_t *id, uint32_t *len, int timeout_ms)

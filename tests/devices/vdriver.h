@@ -25,6 +25,7 @@ struct vd_queue {
 	uint64_t desc, avail, used;
 	uint16_t avail_idx, last_used;
 	uint16_t next_free; /* descriptors handed out round-robin */
+	uint16_t kicked_idx; /* avail_idx at the last notification decision */
 	uint64_t notify_addr;
 };
 
@@ -66,6 +67,12 @@ uint16_t vd_add_indirect(struct vdriver *d, unsigned q, const struct vd_buf *buf
 /* Makes `head` available (raw: no checks, hostile tests pass anything). */
 void vd_publish(struct vdriver *d, unsigned q, uint16_t head);
 void vd_kick(struct vdriver *d, unsigned q);
+/*
+ * Like Linux's virtqueue_kick(): notifies only if the device asked for it
+ * (EVENT_IDX avail_event, or no VRING_USED_F_NO_NOTIFY). Returns whether it
+ * kicked.
+ */
+bool vd_notify(struct vdriver *d, unsigned q);
 /* Waits up to timeout_ms (pumping the guest loop) for a used entry. 1 or 0. */
 int vd_get_used(struct vdriver *d, unsigned q, uint32_t *id, uint32_t *len, int timeout_ms);
 /* Raw descriptor write into the queue's table. */

@@ -130,3 +130,14 @@ def joined_console(first, second):
     if first.partial_last and a and b:
         return a[:-1] + [a[-1] + b[0]] + b[1:]
     return a + b
+
+
+def blk_passes(lines):
+    """(pass, ok) of every whole "blk N ok|BAD" line of the mini guest's
+    virtio-blk driver (its command line "v")."""
+    out = []
+    for l in lines:
+        w = l.split()
+        if len(w) == 3 and w[0] == "blk" and w[1].isdigit() and w[2] in ("ok", "BAD"):
+            out.append((int(w[1]), w[2] == "ok"))
+    return out

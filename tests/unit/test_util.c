@@ -32,6 +32,46 @@ KTEST(guest_mem_bounds)
 	KCHECK_EQ(guest_mem_total(&m), 4096 + 8192);
 }
 
+KTEST(guest_mem_dirty_log)
+{
+	static uint8_t low[64 * 4096], high[130 * 4096];
+	struct guest_mem m = { 0 };
+	uint64_t bits[3] = { 0 }, hb[3] = { 0 };
+	struct iovec iov[2] = { { high + 4095, 2 }, { high + 129 * 4096, 4096 } };
+
+	KASSERT(guest_mem_add_region(&m, 0, sizeof(low), low) == 0);
+	KASSERT(guest_mem_add_region(&m, 1ULL << 32, sizeof(high), high) == 0);
+	/* Off: nothing is recorded, and nothing is allocated yet. */
+	guest_mem_mark_dirty(&m, low, 1);
+	KCHECK(m.regions[0].dirty == NULL);
+	KASSERT(guest_mem_dirty_start(&m) == 0);
+	guest_mem_mark_dirty(&m, low + 3 * 4096 + 100, 4096); /* pages 3 and 4 */
+	guest_mem_mark_dirty(&m, low + 63 * 4096, 1);
+	guest_mem_mark_dirty(&m, low, 0);                      /* empty: nothing */
+	guest_mem_mark_dirty(&m, low + sizeof(low), 1);        /* outside: nothing */
+	guest_mem_mark_dirty_iov(&m, iov, 2);                  /* pages 0, 1 and 129 of high */
+	guest_mem_dirty_collect(&m, 0, bits);
+	KCHECK_EQ(bits[0], (1ULL << 3) | (1ULL << 4) | (1ULL << 63));
+	KCHECK_EQ(bits[1], 0);
+	guest_mem_dirty_collect(&m, 1, hb);
+	KCHECK_EQ(hb[0], 3);
+	KCHECK_EQ(hb[2], 2);
+	/* Collected bits are cleared; collect ORs into what the caller has. */
+	bits[0] = 1;
+	guest_mem_dirty_collect(&m, 0, bits);
+	KCHECK_EQ(bits[0], 1);
+	guest_mem_dirty_collect(&m, 7, bits); /* no such region */
+	/* Stopped: marks are ignored; started again: the bitmap starts clean. */
+	guest_mem_dirty_stop(&m);
+	guest_mem_mark_dirty(&m, low, 1);
+	KASSERT(guest_mem_dirty_start(&m) == 0);
+	bits[0] = 0;
+	guest_mem_dirty_collect(&m, 0, bits);
+	KCHECK_EQ(bits[0], 0);
+	guest_mem_dirty_free(&m);
+	KCHECK(m.regions[0].dirty == NULL && m.regions[1].dirty == NULL);
+}
+
 struct fake_dev {
 	uint64_t last_off;
 	uint32_t value;

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Snapshot and restore end to end on this machine's KVM with the mini guest
 (tests/vmm/miniguest.S, the counter): a snapshot taken through the API and
-restored in a new keel-vmm continues the count where it stopped; every
-damaged or foreign snapshot is refused with one line and exit 1.
+restored in a new keel-vmm continues the count where it stopped; a guest
+driving a virtio disk carries on after its keel-vmm was killed and the
+snapshot restored; a restore with other devices than the saved VM's, and
+every damaged or foreign snapshot, is refused with one line and exit 1.
 
 Environment: KEEL_VMM, KEEL_MINIGUEST.
 """
@@ -18,7 +20,7 @@ import zlib
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import tap  # noqa: E402
 from tap import check, test  # noqa: E402
-from vmmproc import Vmm, joined_console  # noqa: E402
+from vmmproc import Vmm, blk_passes, joined_console  # noqa: E402
 
 VMM = os.environ["KEEL_VMM"]
 KERNEL = os.environ["KEEL_MINIGUEST"]
@@ -89,6 +91,68 @@ def restore_continues_the_count():
         check(r["state"] == "running" and r["config"]["cpus"] == 2 and r["config"]["memory_mib"] == 64,
               f"{r}")
         check(r["config"]["kernel"] == KERNEL, f"{r}")
+
+
+def blk_vm(disk, *extra):
+    """The mini guest's virtio-blk driver (pass N writes block N % 256 and reads it back)."""
+    return Vmm(VMM, ["--kernel", KERNEL, "--cmdline", "v", "--memory", "64M", "--console", "stdio",
+                     "--disk", f"path={disk}", *extra])
+
+
+def make_disk(name, mib=8):
+    path = os.path.join(WORK, name)
+    with open(path, "wb") as f:
+        f.truncate(mib << 20)
+    return path
+
+
+
+@test
+def a_guest_using_its_disk_resumes_after_kill_and_restore():
+    disk, d = make_disk("blk.img"), os.path.join(WORK, "blk")
+    with blk_vm(disk, "--rng") as v:
+        v.wait_line(lambda l: l == "blk 64 ok")
+        v.request("POST", "/v1/vm/pause")
+        r = take_snapshot(v, d)
+        check(r["state"] == "paused", f"{r}")
+        at = blk_passes(v.lines)[-1][0]
+        v.p.kill()  # no clean exit: the snapshot (and the flushed disk) must do
+        first = v
+    with restored(d, "--disk", f"path={disk}", "--rng") as v:
+        v.wait_line(lambda l: blk_passes([l]) and blk_passes([l])[0][0] >= at + 64)
+        p = blk_passes(joined_console(first, v))
+        check(all(ok for _, ok in p), f"a pass failed: {[n for n, ok in p if not ok]}")
+        nums = [n for n, _ in p]
+        check(nums == list(range(16, 16 * len(nums) + 1, 16)),
+              f"the passes broke across the restore (paused at {at}): {nums}")
+    # Block n holds the last pass written there.
+    with open(disk, "rb") as f:
+        blk = f.read(4096 * 256)
+    last = nums[-1]
+    for b in (last % 256, (last - 1) % 256):
+        got = struct.unpack_from("<Q", blk, 4096 * b)[0]
+        check(got >= last - 256 and got % 256 == b, f"block {b} holds pass {got}, last pass {last}")
+
+
+@test
+def a_restore_with_other_devices_is_refused():
+    disk, d = make_disk("blk2.img"), os.path.join(WORK, "blk2")
+    with blk_vm(disk) as v:
+        v.wait_line(lambda l: l == "blk 16 ok")
+        take_snapshot(v, d)
+    restore_fails(d, rf"--restore {d}: pci-host: PCI slot 1: the saved VM has virtio-blk \(1af4:1042\) "
+                     r"there, this VM has nothing: give it the saved VM's --disk, --net and --rng "
+                     r"options, in the same order")
+    big = make_disk("big.img", 16)
+    tap.expect_error([VMM, "--restore", d, "--console", "none", "--disk", f"path={big}"],
+                     rf"keel-vmm: error: --restore {d}: virtio-blk0: the saved disk has 16384 sectors, "
+                     rf"{big} has 32768: not the same disk", timeout=60)
+    tap.expect_error([VMM, "--restore", d, "--console", "none", "--disk", f"path={disk},readonly=on"],
+                     rf"keel-vmm: error: --restore {d}: virtio-blk0: the saved device offered features "
+                     r"0x[0-9a-f]+, this one offers 0x[0-9a-f]+: .*", timeout=60)
+    tap.expect_error([VMM, "--restore", d, "--console", "none", "--disk", f"path={disk}", "--rng"],
+                     rf"keel-vmm: error: --restore {d}: pci-host: PCI slot 2: the saved VM has nothing "
+                     r"there, this VM has virtio-rng \(1af4:1044\): .*", timeout=60)
 
 
 @test

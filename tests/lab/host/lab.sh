@@ -32,28 +32,51 @@ lab_note() {
 
 # --- starting a VMM ----------------------------------------------------
 # vmm_start VMM GUEST CPUS MEM_MIB [--no-reboot] [--quiet] [--raw]
+#           [--append ARGS] [--disk SPEC]... [--net SPEC]... [--rng]
 # Starts VMM (keel, qemu-microvm, qemu-q35) booting the lab's guest kernel
 # and initramfs, with the guest init running scenarios/GUEST.guest. Its
 # console (stdout and stderr) is timestamped line by line (lab_stamp) into
 # $VMM_LOG and echoed to our stdout; its stdin is a fifo that vmm_type
 # writes to. The first log line, "VMM-START",
 # is stamped just before the VMM is started. Sets VMM_PID. --quiet adds
-# "quiet" to the guest's command line; --raw logs and echoes the console
-# without timestamps (make demo, where a person reads it).
+# "quiet" to the guest's command line, --append ARGS more (for the guest
+# script: /proc/cmdline); --raw logs and echoes the console without
+# timestamps (make demo, where a person reads it).
+# --disk, --net and --rng take keel-vmm's syntax (keel-vmm --help; no
+# spaces or commas inside values) and give QEMU the equivalent virtio-pci
+# devices (vmm_qemu_devices).
 vmm_start() {
 	_vmm=$1 _guest=$2 _cpus=$3 _mem=$4
 	shift 4
-	_noreboot="" _quiet="" _stamp=lab_stamp
-	for _a in "$@"; do
-		case "$_a" in
+	_noreboot="" _quiet="" _stamp=lab_stamp _devs="" _append=""
+	while [ $# -gt 0 ]; do
+		case "$1" in
 		--no-reboot) _noreboot=1 ;;
 		--quiet) _quiet=1 ;;
 		--raw) _stamp=cat ;;
-		*) lab_fail "vmm_start: unknown option $_a" ;;
+		--disk | --net)
+			[ $# -ge 2 ] || lab_fail "vmm_start: $1 needs a value"
+			_devs="$_devs $1 $2"
+			shift
+			;;
+		--rng) _devs="$_devs --rng" ;;
+		--append)
+			[ $# -ge 2 ] || lab_fail "vmm_start: $1 needs a value"
+			_append="$_append $2"
+			shift
+			;;
+		*) lab_fail "vmm_start: unknown option $1" ;;
 		esac
+		shift
 	done
-	_cmdline="console=ttyS0 keel.scenario=$_guest"
+	if [ "$_vmm" != keel ] && [ -n "$_devs" ]; then
+		_devs=$(vmm_qemu_devices $_devs) || lab_fail "vmm_start: $_devs"
+	fi
+	# keel.modules: the guest kernel modules are the running scenario's
+	# (its "# guest-modules:"), whichever guest script it boots.
+	_cmdline="console=ttyS0 keel.scenario=$_guest keel.modules=$LAB_SCENARIO"
 	[ -n "$_quiet" ] && _cmdline="$_cmdline quiet"
+	_cmdline="$_cmdline$_append"
 	# tests/lab/run --guest-cmdline / --keel-args, for debugging.
 	[ -n "${LAB_GUEST_APPEND:-}" ] && _cmdline="$_cmdline $LAB_GUEST_APPEND"
 	VMM_NAME=$_vmm
@@ -73,7 +96,7 @@ vmm_start() {
 		"$LAB_DIR/bin/keel-vmm" --kernel "$LAB_DIR/guest/vmlinuz" \
 			--initrd "$LAB_DIR/guest/initrd" --cmdline "$_cmdline" \
 			--cpus "$_cpus" --memory "${_mem}M" --console stdio \
-			${_noreboot:+--no-reboot} ${LAB_KEEL_ARGS:-} <&3 >&4 2>&4 &
+			${_noreboot:+--no-reboot} $_devs ${LAB_KEEL_ARGS:-} <&3 >&4 2>&4 &
 		;;
 	qemu-microvm | qemu-q35)
 		command -v qemu-system-x86_64 >/dev/null ||
@@ -83,16 +106,142 @@ vmm_start() {
 		# and its date comes only from kvmclock.
 		_machine=${_vmm#qemu-}
 		[ "$_machine" = microvm ] && _machine=microvm,rtc=on
+		# microvm has PCI (and so virtio-pci) only when asked.
+		[ "$_machine" = microvm,rtc=on ] && [ -n "$_devs" ] && _machine=$_machine,pcie=on
 		"qemu-system-x86_64" -M "$_machine" -accel kvm -cpu host \
 			-smp "$_cpus" -m "$_mem" -nodefaults -no-user-config \
 			-display none -serial stdio \
 			-kernel "$LAB_DIR/guest/vmlinuz" -initrd "$LAB_DIR/guest/initrd" \
-			-append "$_cmdline" ${_noreboot:+-no-reboot} <&3 >&4 2>&4 &
+			-append "$_cmdline" ${_noreboot:+-no-reboot} $_devs <&3 >&4 2>&4 &
 		;;
 	*) lab_fail "unknown VMM '$_vmm' (keel, qemu-microvm, qemu-q35)" ;;
 	esac
 	VMM_PID=$!
 	exec 4>&-
+}
+
+# vmm_qemu_devices [--disk SPEC | --net SPEC | --rng]...: QEMU's
+# arguments for the same devices: virtio-blk-pci on a -drive with the same
+# file, format, cache mode, I/O engine (keel's defaults, writeback and
+# io_uring, spelt out: QEMU's own engine default is threads), read-only flag,
+# serial and queue count; virtio-net-pci on the same tap (no vhost; no option
+# ROM, which the guest does not need); virtio-rng-pci fed by /dev/urandom.
+# keel's aio=sync has no QEMU counterpart: QEMU gets threads, its nearest.
+vmm_qemu_devices() {
+	_qn=0
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--disk)
+			echo "$2" | awk -F, -v n="$_qn" '
+			{
+				fmt = "raw"; cache = "writeback"; aio = "io_uring"; ro = ""; dev = ""
+				for (i = 1; i <= NF; i++) {
+					k = $i; sub(/=.*/, "", k); v = substr($i, length(k) + 2)
+					if (k == "path") file = v
+					else if (k == "format") fmt = v
+					else if (k == "cache") cache = v
+					else if (k == "aio") aio = v
+					else if (k == "readonly") ro = (v == "on") ? ",readonly=on" : ""
+					else if (k == "serial") dev = dev ",serial=" v
+					else if (k == "queues") dev = dev ",num-queues=" v
+					else { print "--disk key " k " has no QEMU counterpart here"; exit 1 }
+				}
+				if (aio == "sync") aio = "threads"
+				printf " -drive if=none,id=disk%d,file=%s,format=%s,cache=%s,aio=%s%s", n, file, fmt, cache, aio, ro
+				printf " -device virtio-blk-pci,drive=disk%d%s", n, dev
+			}' || return 1
+			shift
+			;;
+		--net)
+			echo "$2" | awk -F, -v n="$_qn" '
+			{
+				mac = ""
+				for (i = 1; i <= NF; i++) {
+					k = $i; sub(/=.*/, "", k); v = substr($i, length(k) + 2)
+					if (k == "tap") tap = v
+					else if (k == "mac") mac = ",mac=" v
+					else { print "--net key " k " has no QEMU counterpart here"; exit 1 }
+				}
+				printf " -netdev tap,id=net%d,ifname=%s,script=no,downscript=no,vhost=off", n, tap
+				printf " -device virtio-net-pci,netdev=net%d%s,romfile=", n, mac
+			}' || return 1
+			shift
+			;;
+		--rng)
+			printf ' -object rng-random,id=rng%d,filename=/dev/urandom' "$_qn"
+			printf ' -device virtio-rng-pci,rng=rng%d' "$_qn"
+			;;
+		esac
+		_qn=$((_qn + 1))
+		shift
+	done
+	echo
+}
+
+# --- host-side devices -------------------------------------------------
+# lab_tap NAME: a fresh persistent tap NAME, up, a port of the lab bridge
+# labbr0, which holds the lab host's address 10.0.2.1/24 (LAB_NET_HOST) and
+# is made on first use with no STP forwarding delay. Guests use 10.0.2.x.
+# The VMM opens the existing tap (keel-vmm and QEMU's -netdev tap both can);
+# lab_tap_del NAME removes it.
+LAB_NET_HOST=10.0.2.1
+lab_tap() {
+	# The same MAC on every host: a guest migrated to another host finds
+	# its gateway at the address its ARP cache has.
+	if [ ! -d /sys/class/net/labbr0 ]; then
+		brctl addbr labbr0 && echo 0 >/sys/class/net/labbr0/bridge/forward_delay &&
+			ifconfig labbr0 hw ether 52:54:00:00:02:01 &&
+			ifconfig labbr0 "$LAB_NET_HOST" netmask 255.255.255.0 up ||
+			lab_fail "cannot set up the lab bridge labbr0"
+	fi
+	[ -d "/sys/class/net/$1" ] && lab_tap_del "$1"
+	tunctl -t "$1" >/dev/null && brctl addif labbr0 "$1" && ifconfig "$1" up ||
+		lab_fail "cannot create tap $1 on labbr0"
+}
+
+lab_tap_del() {
+	tunctl -d "$1" >/dev/null 2>&1
+}
+
+# --- the peer host ------------------------------------------------------
+# Scenarios with "needs: peer" run on the main of two emulated hosts linked
+# by a network (LAB_MAIN_ADDR, LAB_PEER_ADDR) and both seeing one disk,
+# LAB_SHARED_DEV (each host's name for it). The peer runs nothing of its
+# own: the scenario drives it with peer_run. In direct mode (hardware
+# virtualization, one machine) the peer is this machine: LAB_PEER_LOCAL is
+# set, LAB_PEER_ADDR is 127.0.0.1 and peer_run runs the text here (in
+# LAB_PEER_WORK, which is /tmp/peer on a real peer).
+
+# peer_run SHELL_TEXT: runs SHELL_TEXT on the peer host, with lab.sh's
+# helpers, in its /tmp/peer; prints its output (stdout and stderr) and
+# returns its exit status (255: the peer did not answer). A program it
+# leaves running must write to a file, not to its stdout.
+peer_run() {
+	if [ -n "${LAB_PEER_LOCAL:-}" ]; then
+		mkdir -p "$LAB_PEER_WORK"
+		(cd "$LAB_PEER_WORK" && LAB_WORK=$LAB_PEER_WORK && eval "$1") 2>&1
+		return
+	fi
+	_pout=$(wget -q -O - --post-data "$1" \
+		"http://$LAB_PEER_ADDR:$LAB_PEER_PORT/cgi-bin/run" 2>&1) || {
+		echo "the peer host did not answer: $_pout"
+		return 255
+	}
+	_prc=$(echo "$_pout" | sed -n 's/^PEER-EXIT=//p' | tail -n 1)
+	echo "$_pout" | sed '/^PEER-EXIT=/d'
+	return "${_prc:-255}"
+}
+
+# peer_need: waits (up to 3 minutes: the peer boots alongside this host)
+# until the peer host answers; fails the scenario if it does not.
+peer_need() {
+	[ -n "${LAB_PEER_ADDR:-}" ] || lab_fail "no peer host (the scenario needs '# needs: peer')"
+	_n=180
+	until peer_run true >/dev/null 2>&1; do
+		[ "$_n" -gt 0 ] || lab_fail "the peer host does not answer at $LAB_PEER_ADDR: $(peer_run true)"
+		sleep 1
+		_n=$((_n - 1))
+	done
 }
 
 # lab_stamp: copies stdin to stdout a line at a time (flushed, so watchers

@@ -7,6 +7,7 @@ import glob
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -18,8 +19,10 @@ LAB = os.path.join(ROOT, "tests", "lab")
 CACHE = os.path.join(ROOT, ".lab-cache")
 BUSYBOX = "/bin/busybox"
 KERNEL_META = "linux-image-cloud-amd64"
-# Host modules for KVM on AMD-V; their depends= fields add the rest.
-HOST_MODULES = ["kvm-amd"]
+# Host modules: KVM on AMD-V, and tap, bridge and loop devices for the device
+# scenarios, and virtio-net for the link between two hosts (needs: peer)
+# (cheap to load); their depends= fields add the rest.
+HOST_MODULES = ["kvm-amd", "tun", "bridge", "loop", "virtio_pci", "virtio_net"]
 # The project's binaries that travel into the lab, found under build/.
 PROJECT_BINARIES = ["keel-vmm", "keel-img"]
 QEMU = "/usr/bin/qemu-system-x86_64"
@@ -211,6 +214,21 @@ def add_busybox(img):
     img.data("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
 
 
+def tool_path(name):
+    """Where this machine has the program NAME (sbin included)."""
+    path = shutil.which(name, path="/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if not path:
+        raise RuntimeError(f"{name} is not installed here (scripts/deps lab or bench)")
+    return path
+
+
+def add_tools(img, names):
+    """Programs from this machine at their own paths, with their libraries."""
+    for name in sorted(set(names)):
+        path = tool_path(name)
+        img.elf(path, path)
+
+
 def find_binary(name):
     for cand in [os.path.join(ROOT, "build", name)] + sorted(
             glob.glob(os.path.join(ROOT, "build", "src", "*", name))):
@@ -224,6 +242,7 @@ def guest_image(k, scenarios):
     script and the kernel modules the scenarios name, in load order."""
     img = Image("guest")
     add_busybox(img)
+    add_tools(img, [t for s in scenarios for t in s.guest_tools])
     img.file("/init", os.path.join(LAB, "guest", "init"), 0o755)
     for path in sorted(glob.glob(os.path.join(LAB, "scenarios", "*.guest")) +
                        glob.glob(os.path.join(ROOT, "bench", "scenarios", "*.guest")) +
@@ -267,6 +286,7 @@ def payload_image(plan, env, guest_initrd, scenarios, binaries):
     img.file("/init", os.path.join(LAB, "host", "init"), 0o755)
     img.file("/lab/lib/lab.sh", os.path.join(LAB, "host", "lab.sh"), 0o644)
     img.file("/lab/lib/run-scenarios", os.path.join(LAB, "host", "run-scenarios"), 0o755)
+    img.file("/lab/peer/cgi-bin/run", os.path.join(LAB, "host", "peer-run"), 0o755)
     img.data("/lab/plan", plan)
     img.data("/lab/env", env)
     img.file("/lab/guest/initrd", guest_initrd, 0o644)
@@ -275,4 +295,5 @@ def payload_image(plan, env, guest_initrd, scenarios, binaries):
             img.file("/lab/scenarios/" + os.path.basename(path), path, 0o644)
     for name, path in binaries.items():
         img.elf(f"/lab/bin/{name}", path)
+    add_tools(img, [t for s in scenarios for t in s.host_tools])
     return img.build()

@@ -7,6 +7,7 @@ parsed here the same way."""
 import os
 import queue
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +22,29 @@ MARK = "KEEL-LAB: "
 HOST_BOOT_SECONDS = 180  # emulated host kernel + KVM modules, generous for a loaded machine
 HOST_SLACK_SECONDS = 60  # past a scenario's own timeout before the host is called hung
 CLOCK_SKEW_MAX = 60
+# The scratch disk of scenarios with "needs: scratch": a sparse ext4 image
+# made here, an NVMe disk of the emulated host (the driver is built into its
+# kernel) mounted on /scratch. Disk images there behave as on a server: ext4
+# has O_DIRECT (cache=none), punch hole (DISCARD) and real block counts,
+# which the tmpfs the lab host otherwise lives in lacks (O_DIRECT). Its
+# flushes stop at this machine's page cache (cache=unsafe): the image is
+# thrown away after the run.
+SCRATCH_NAME = "scratch.img"  # in the run's work directory
+SCRATCH_GIB = 16
+SCRATCH_SERIAL = "keel-lab-scratch"  # host/init finds the NVMe disk by its serial
+# Scenarios with "needs: peer" get a second emulated host, the peer, linked
+# to the main one by QEMU's -netdev socket (a virtio-net NIC each, on
+# 10.0.9.0/24) and both attached to one raw image, the shared disk: a LUN
+# both hosts see, as live migration with disks needs. Its file is opened by
+# both QEMUs (file.locking=off) with the build machine's page cache
+# between them, so each host sees the other's writes once they leave its
+# own cache: keel-vmm uses it with cache=none (O_DIRECT) in the hosts. The
+# peer runs only an agent (host/peer-run) that the scenario drives.
+SHARED_NAME = "shared.img"
+SHARED_GIB = 4
+SHARED_SERIAL = "keel-lab-shared"
+MAIN_ADDR, PEER_ADDR, PEER_PORT = "10.0.9.1", "10.0.9.2", 7100
+PEER_MEMORY_MIB = 3072
 RESTARTS = 2  # fresh lab hosts after one died or hung, per run
 # EPYC features TCG cannot emulate: QEMU drops them anyway, with a warning
 # each; asking without them keeps the logs (and make demo) quiet.
@@ -53,6 +77,27 @@ def hardware_virt():
     return True, f"{mod} with {'vmx' if 'vmx' in flags else 'svm'}"
 
 
+def free_port():
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
+
+
+def tcp_listening(port):
+    """Whether something on this machine listens on TCP port (from /proc/net/tcp,
+    without connecting: QEMU's -netdev socket,listen takes the first connection)."""
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A" and int(local.split(":")[1], 16) == port:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
 class Results:
     def __init__(self, names):
         self.names = list(names)
@@ -83,6 +128,9 @@ class Run:
         self.seen_logs = set()
         # Per run, so that make check and make bench may run side by side.
         self.work = os.path.join(WORK, f"run-{os.getpid()}")
+        self.scratch_img = os.path.join(self.work, SCRATCH_NAME)
+        self.shared_img = os.path.join(self.work, SHARED_NAME)
+        self.peer = None
 
     def _timeout(self, s):
         return self.timeout or s.timeout
@@ -98,32 +146,108 @@ class Run:
                 bins[name] = path
         return bins
 
+    def _needs_scratch(self):
+        return any("scratch" in s.needs for s in self.scenarios)
+
+    def _make_scratch(self):
+        os.makedirs(self.work, exist_ok=True)
+        if os.path.exists(self.scratch_img):
+            os.unlink(self.scratch_img)
+        with open(self.scratch_img, "wb") as f:
+            f.truncate(SCRATCH_GIB << 30)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "keel-scratch", "-E",
+                        "lazy_itable_init=1,lazy_journal_init=1", self.scratch_img], check=True)
+
+    def _needs_peer(self):
+        return any("peer" in s.needs for s in self.scenarios)
+
+    def _make_shared(self):
+        os.makedirs(self.work, exist_ok=True)
+        with open(self.shared_img, "wb") as f:
+            f.truncate(SHARED_GIB << 30)
+
     def _env_file(self):
         return "".join(f"{k}='{v}'\n" for k, v in sorted(self.extra_env.items()))
 
     # --- emulated host -----------------------------------------------------
     def _emulated_cmd(self, k):
         guest = assets.guest_image(k, self.scenarios)
+        if self._needs_scratch():
+            self.extra_env["LAB_SCRATCH_SERIAL"] = SCRATCH_SERIAL
+        if self._needs_peer():
+            self.extra_env.update(LAB_SHARED_SERIAL=SHARED_SERIAL, LAB_MAIN_ADDR=MAIN_ADDR,
+                                  LAB_PEER_ADDR=PEER_ADDR, LAB_PEER_PORT=PEER_PORT,
+                                  LAB_PEER_WORK="/tmp/peer")
         layers = [assets.host_base_image(k),
                   assets.payload_image(self._plan(), self._env_file(), guest,
                                        self.scenarios, self._binaries())]
         if self.vmm.startswith("qemu") or any("qemu" in s.needs for s in self.scenarios):
             layers.append(assets.qemu_image())
+        disks, append = [], ""
+        if self._needs_scratch():
+            self._make_scratch()
+            disks = ["-drive", f"file={self.scratch_img},if=none,id=scratch,format=raw,cache=unsafe,"
+                     "discard=unmap", "-device", f"nvme,drive=scratch,serial={SCRATCH_SERIAL}"]
+        if self._needs_peer():
+            self._make_shared()
+            self.link_port = free_port()
+            disks += self._peer_devices("main", f"listen=127.0.0.1:{self.link_port}")
+            append = " keel.role=main"
         os.makedirs(self.work, exist_ok=True)
-        initrd = os.path.join(self.work, "host-initrd.cpio")
-        with open(initrd, "wb") as out:
+        self.initrd = os.path.join(self.work, "host-initrd.cpio")
+        with open(self.initrd, "wb") as out:
             for layer in layers:
                 with open(layer, "rb") as f:
                     shutil.copyfileobj(f, out)
+        return self._host_cmd(k, 3072, disks, append)
+
+    def _host_cmd(self, k, memory_mib, devices, append):
         return ["qemu-system-x86_64", "-M", "q35", "-accel", "tcg,thread=multi",
-                "-cpu", "EPYC,+svm,+npt," + TCG_MISSING, "-smp", "2", "-m", "3072",
-                "-nic", "none",
+                "-cpu", "EPYC,+svm,+npt," + TCG_MISSING, "-smp", "2", "-m", str(memory_mib),
+                "-nic", "none"] + devices + [
                 # The host's RTC follows this machine's clock (UTC), so the
                 # emulated host's and its guests' dates are real dates.
                 "-rtc", "base=utc,clock=host",
-                "-kernel", k.vmlinuz, "-initrd", initrd,
-                "-append", "console=ttyS0 quiet panic=-1",
+                "-kernel", k.vmlinuz, "-initrd", self.initrd,
+                "-append", "console=ttyS0 quiet panic=-1" + append,
                 "-nographic", "-no-reboot"]
+
+    def _peer_devices(self, role, socket_arg):
+        """The link NIC (main listens, the peer connects) and the shared disk."""
+        mac = "52:54:00:00:09:" + ("01" if role == "main" else "02")
+        return ["-netdev", f"socket,id=link,{socket_arg}",
+                "-device", f"virtio-net-pci,netdev=link,mac={mac},romfile=",
+                "-drive", f"file={self.shared_img},if=none,id=shared,format=raw,cache=writeback,"
+                "file.locking=off",
+                "-device", f"nvme,drive=shared,serial={SHARED_SERIAL}"]
+
+    def _start_peer(self, k):
+        """The peer host, once the main host's QEMU listens on the link."""
+        deadline = time.monotonic() + 60
+        while not tcp_listening(self.link_port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the main lab host never listened on its link to the peer")
+            time.sleep(0.2)
+        cmd = self._host_cmd(k, PEER_MEMORY_MIB,
+                             self._peer_devices("peer", f"connect=127.0.0.1:{self.link_port}"),
+                             " keel.role=peer")
+        self.peer_log = open(os.path.join(LOGS, "peer.log"), "ab")
+        self.peer = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.peer_log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _stop_peer(self):
+        if not self.peer:
+            return
+        if self.peer.poll() is None:
+            try:
+                os.killpg(self.peer.pid, 9)
+            except OSError:
+                self.peer.kill()
+        self.peer.wait()
+        self.peer_log.close()
+        self.peer = None
+        if not self.keep and os.path.exists(self.shared_img):
+            os.unlink(self.shared_img)
 
     # --- direct on hardware virtualization ---------------------------------
     def _direct_cmd(self, k):
@@ -146,7 +270,17 @@ class Run:
             os.symlink(assets.BUSYBOX, os.path.join(d, "busybox", applet))
         with open(os.path.join(d, "plan"), "w") as f:
             f.write(self._plan())
-        self.env = dict(os.environ, **self.extra_env, LAB_DIR=d,
+        scratch = {}
+        if self._needs_scratch():
+            scratch["LAB_SCRATCH_ROOT"] = os.path.join(d, "scratch")
+            os.makedirs(scratch["LAB_SCRATCH_ROOT"])
+        if self._needs_peer():
+            # One machine: the peer is this machine, the shared disk a file.
+            self._make_shared()
+            scratch.update(LAB_PEER_LOCAL="1", LAB_PEER_ADDR="127.0.0.1", LAB_MAIN_ADDR="127.0.0.1",
+                           LAB_PEER_WORK=os.path.join(d, "tmp", "peer"),
+                           LAB_SHARED_DEV=self.shared_img)
+        self.env = dict(os.environ, **self.extra_env, **scratch, LAB_DIR=d,
                         LAB_TMP=os.path.join(d, "tmp"),
                         PATH=os.path.join(d, "busybox") + ":" + os.environ.get("PATH", ""))
         return [assets.BUSYBOX, "sh", os.path.join(d, "lib", "run-scenarios"),
@@ -158,9 +292,17 @@ class Run:
         cmd = self._direct_cmd(k) if direct else self._emulated_cmd(k)
         self.direct = direct
         os.makedirs(LOGS, exist_ok=True)
-        return subprocess.Popen(cmd, stdin=None if self.demo else subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, stdin=None if self.demo else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=self.env, start_new_session=not self.demo)
+        if not direct and self._needs_peer():
+            try:
+                self._start_peer(k)
+            except (OSError, RuntimeError):
+                os.killpg(proc.pid, 9)
+                proc.wait()
+                raise
+        return proc
 
     def run(self, direct):
         """Runs every scenario; when the lab host dies or hangs in one, the
@@ -212,8 +354,11 @@ class Run:
                 except OSError:
                     proc.kill()
             proc.wait()
+            self._stop_peer()
             for f in self.logs.values():
                 f.close()
+            if not self.keep and os.path.exists(self.scratch_img):
+                os.unlink(self.scratch_img)
 
     def _log(self, name):
         if name not in self.logs:

@@ -3,9 +3,15 @@
 sourced after host/lab.sh) with a header of "# key: value" lines:
   desc            one line for --list (required)
   timeout         seconds for the whole scenario (default 300)
-  needs           space-separated: qemu (QEMU must be in the emulated host)
+  needs           space-separated: qemu (QEMU must be in the emulated host),
+                  scratch (a real filesystem for disk images: $LAB_SCRATCH),
+                  peer (a second host on a network link, with a disk both
+                  see: $LAB_SHARED_DEV; lab.sh's peer_run drives it)
   guest-modules   guest kernel modules the guest init loads (dependencies
                   are added and ordered)
+  guest-tools     programs from this machine (e.g. mke2fs fio) copied into
+                  the guest's initramfs with their libraries
+  host-tools      the same for the lab host (e.g. qemu-img iperf3)
 plus any NAME.guest files the host side names in vmm_start (guest side,
 sourced by the guest's /init). *.lib files beside them are shared helpers."""
 import glob
@@ -28,6 +34,8 @@ class Scenario:
         self.timeout = 300
         self.needs = set()
         self.guest_modules = []
+        self.guest_tools = []
+        self.host_tools = []
         with open(path) as f:
             for line in f:
                 if not line.startswith("#"):
@@ -44,6 +52,10 @@ class Scenario:
                     self.needs = set(val.split())
                 elif key == "guest-modules":
                     self.guest_modules = val.split()
+                elif key == "guest-tools":
+                    self.guest_tools = val.split()
+                elif key == "host-tools":
+                    self.host_tools = val.split()
         if not self.desc:
             raise ValueError(f"{path}: no '# desc:' line")
 
