@@ -141,7 +141,12 @@ static void post_stop(void *ctx, const struct http_request *req, struct http_rep
 /* 409 while the VM has devices whose state cannot be saved (virtio, for now). */
 static bool savable(struct machine *m, enum vm_action a, struct http_reply *rep)
 {
-	if (!m->cfg->nr_disks && !m->cfg->nr_nets && !m->cfg->rng)
+	if (m->cfg->numa.nr_nodes) {
+		http_error(rep, 409, "unsupported", "cannot %s: the VM has guest NUMA nodes, which "
+			   "snapshots do not keep yet", vm_action_name(a));
+		return false;
+	}
+	if (!m->cfg->nr_disks && !m->cfg->nr_nets && !m->cfg->rng && !m->cfg->balloon)
 		return true;
 	http_error(rep, 409, "unsupported", "cannot %s: the VM has virtio devices, whose state "
 		   "cannot be saved yet", vm_action_name(a));
