@@ -19,15 +19,15 @@ void guest_ram_layout(uint64_t size, uint64_t *below_4g, uint64_t *above_4g)
 }
 
 /*
- * mmap() at a 2 MiB-aligned address. KVM maps guest memory with huge pages
- * only where the host address and the guest address agree modulo the page
- * size; mmap() alone aligns to 4 KiB, and then every guest access faults
- * its 4 KiB page in separately (in the lab: 24,900 nested page faults to
- * reach init instead of 430, the guest's boot a third slower).
+ * mmap() at an address aligned to `align` (2 MiB, or the hugetlbfs page
+ * size, which such a mapping needs anyway). KVM maps guest memory with huge
+ * pages only where the host address and the guest address agree modulo the
+ * page size; mmap() alone aligns to 4 KiB, and then every guest access
+ * faults its 4 KiB page in separately (in the lab: 24,900 nested page
+ * faults to reach init instead of 430, the guest's boot a third slower).
  */
-static void *mmap_aligned(size_t size, int prot, int flags, int fd, off_t offset)
+static void *mmap_aligned(size_t size, size_t align, int prot, int flags, int fd, off_t offset)
 {
-	const size_t align = 2 * MiB;
 	uint8_t *reserve, *base;
 
 	reserve = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -71,8 +71,8 @@ int guest_ram_create_from_file(struct guest_ram *ram, uint64_t size, int fd, uin
 	 * Private: the guest's writes stay in this process (copy on write);
 	 * the page cache loads the rest on first touch, so nothing is read now.
 	 */
-	ram->base = mmap_aligned(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd,
-				 (off_t)offset);
+	ram->base = mmap_aligned(size, 2 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+				 fd, (off_t)offset);
 	if (ram->base == MAP_FAILED) {
 		int e = errno;
 
@@ -189,7 +189,8 @@ int guest_ram_create(struct guest_ram *ram, uint64_t size, const struct guest_ra
 		if (huge)
 			flags |= MAP_HUGETLB | (huge_shift(opts->hugepage_size) << MAP_HUGE_SHIFT);
 	}
-	ram->base = mmap_aligned(size, PROT_READ | PROT_WRITE, flags, ram->memfd, 0);
+	ram->base = mmap_aligned(size, huge ? opts->hugepage_size : 2 * MiB, PROT_READ | PROT_WRITE,
+				 flags, ram->memfd, 0);
 	if (ram->base == MAP_FAILED) {
 		e = errno;
 		ram->base = NULL;
