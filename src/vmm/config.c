@@ -280,7 +280,7 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 			return CONFIG_ERROR;
 		break;
 	case OPT_PIN:
-		if (pin_parse(arg, &cfg->pin, err, errlen))
+		if (pin_parse("--pin", arg, &cfg->pin, err, errlen))
 			return CONFIG_ERROR;
 		break;
 	}

@@ -201,7 +201,7 @@ int config_check_resources(const struct vm_config *cfg, char *err, size_t errlen
 	    numa_check_layout(&cfg->numa, cfg->cpus, cfg->memory,
 			      ram->hugepage_size ? ram->hugepage_size : GUEST_RAM_PAGE, err, errlen))
 		return -EINVAL;
-	return pin_check(&cfg->pin, cfg->cpus, err, errlen);
+	return pin_check("--pin", &cfg->pin, cfg->cpus, err, errlen);
 }
 
 int config_check_host_resources(const struct vm_config *cfg, char *err, size_t errlen)

@@ -295,6 +295,18 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/vm/migrate", post_migrate, true },
 	{ "GET", "/v1/vm/migration", get_migration, false },
 	{ "POST", "/v1/vm/migration/cancel", post_migration_cancel, false },
+	{ "GET", "/v1/vm/qos", control_get_qos, false },
+	{ "PUT", "/v1/vm/qos/disk", control_put_qos_disk, true },
+	{ "PUT", "/v1/vm/qos/disk-group", control_put_qos_group, true },
+	{ "PUT", "/v1/vm/qos/net", control_put_qos_net, true },
+	{ "GET", "/v1/vm/memory", control_get_memory, false },
+	{ "PUT", "/v1/vm/memory", control_put_memory, true },
+	{ "GET", "/v1/vm/balloon", control_get_balloon, false },
+	{ "PUT", "/v1/vm/balloon", control_put_balloon, true },
+	{ "GET", "/v1/vm/cpus", control_get_cpus, false },
+	{ "PUT", "/v1/vm/cpus/pinning", control_put_pinning, true },
+	{ "GET", "/v1/vm/numa", control_get_numa, false },
+	{ "PUT", "/v1/vm/numa", control_put_numa, true },
 };
 
 int control_start(struct machine *m, char *err, size_t errlen)

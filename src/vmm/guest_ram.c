@@ -124,9 +124,9 @@ int guest_ram_check_hugepages(uint64_t size, uint64_t page_size, char *err, size
 	read_sys_u64(path, &resv);
 	free_pages = free_pages > resv ? free_pages - resv : 0;
 	if (free_pages < need) {
-		snprintf(err, errlen, "guest RAM of %" PRIu64 " MiB needs %" PRIu64 " huge pages of %"
+		snprintf(err, errlen, "guest RAM of %" PRIu64 " MiB needs %" PRIu64 " huge page%s of %"
 			 PRIu64 " MiB; this host has %" PRIu64 " free (raise %s/nr_hugepages)",
-			 size >> 20, need, page_size >> 20, free_pages, dir);
+			 size >> 20, need, need == 1 ? "" : "s", page_size >> 20, free_pages, dir);
 		return -ENOMEM;
 	}
 	return 0;

@@ -193,8 +193,9 @@ int numa_check_layout(const struct numa_config *c, unsigned cpus, uint64_t memor
 						    : n->distance[j] != 0;
 
 			if (bad) {
-				snprintf(err, errlen, "--numa node %u: distances needs %u values: 10 for "
-					 "node %u itself, 11 to 254 for the others", i, c->nr_nodes, i);
+				snprintf(err, errlen, "--numa node %u: distances needs %u value%s: 10 for "
+					 "node %u itself, 11 to 254 for the others", i, c->nr_nodes,
+					 c->nr_nodes == 1 ? "" : "s", i);
 				return -EINVAL;
 			}
 		}
@@ -234,6 +235,25 @@ static int host_node_list(const char *file, uint64_t *mask)
 	return r;
 }
 
+/* "0-1,3" for a mask of host nodes. */
+static void format_nodes(uint64_t mask, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < 64 && used < len; i++) {
+		unsigned j = i;
+
+		if (!(mask & (1ULL << i)))
+			continue;
+		while (j + 1 < 64 && (mask & (1ULL << (j + 1))))
+			j++;
+		used += (size_t)snprintf(out + used, len - used, j > i ? "%s%u-%u" : "%s%u",
+					 used ? "," : "", i, j);
+		i = j;
+	}
+}
+
 int numa_check_host(const struct numa_config *c, char *err, size_t errlen)
 {
 	uint64_t online, with_memory;
@@ -251,8 +271,11 @@ int numa_check_host(const struct numa_config *c, char *err, size_t errlen)
 			if (!(want & (1ULL << h)))
 				continue;
 			if (!(online & (1ULL << h))) {
+				char list[128];
+
+				format_nodes(online, list, sizeof(list));
 				snprintf(err, errlen, "--numa node %u: host node %u does not exist (this host "
-					 "has nodes 0-%d)", i, h, 63 - __builtin_clzll(online | 1));
+					 "has nodes %s)", i, h, list);
 				return -EINVAL;
 			}
 			if (!(with_memory & (1ULL << h))) {

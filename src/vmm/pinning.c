@@ -60,7 +60,8 @@ static int online_cpus(cpu_set_t *set)
 	return r;
 }
 
-int pin_parse(const char *arg, struct pin_config *p, char *err, size_t errlen)
+int pin_parse(const char *what_flag, const char *arg, struct pin_config *p, char *err,
+	      size_t errlen)
 {
 	const char *eq = strchr(arg, '=');
 	uint8_t bits[CPU_SETSIZE / 8];
@@ -70,7 +71,8 @@ int pin_parse(const char *arg, struct pin_config *p, char *err, size_t errlen)
 	int r;
 
 	if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof(what)) {
-		snprintf(err, errlen, "--pin '%s': give WHAT=CPUS, WHAT being vcpuN, vcpus or io", arg);
+		snprintf(err, errlen, "%s '%s': give WHAT=CPUS, WHAT being vcpuN, vcpus or io", what_flag,
+			 arg);
 		return -EINVAL;
 	}
 	snprintf(what, sizeof(what), "%.*s", (int)(eq - arg), arg);
@@ -78,18 +80,19 @@ int pin_parse(const char *arg, struct pin_config *p, char *err, size_t errlen)
 		if (strncmp(what, "vcpu", 4) || !what[4] ||
 		    strspn(what + 4, "0123456789") != strlen(what + 4) ||
 		    (index = strtoul(what + 4, NULL, 10)) >= PIN_MAX_VCPUS) {
-			snprintf(err, errlen, "--pin '%s': '%s' is not vcpuN, vcpus or io", arg, what);
+			snprintf(err, errlen, "%s '%s': '%s' is not vcpuN, vcpus or io", what_flag, arg,
+				 what);
 			return -EINVAL;
 		}
 	}
 	r = parse_id_list(eq + 1, bits, CPU_SETSIZE);
 	if (r == -EINVAL) {
-		snprintf(err, errlen, "--pin %s: '%s' is not a list of host CPUs like 2 or 0-3,8", what,
-			 eq + 1);
+		snprintf(err, errlen, "%s %s: '%s' is not a list of host CPUs like 2 or 0-3,8", what_flag,
+			 what, eq + 1);
 		return -EINVAL;
 	}
 	if (online_cpus(&online)) {
-		snprintf(err, errlen, "--pin: cannot read this host's CPUs (%s)", CPU_ONLINE);
+		snprintf(err, errlen, "%s: cannot read this host's CPUs (%s)", what_flag, CPU_ONLINE);
 		return -ENOENT;
 	}
 	pin_format(&online, list, sizeof(list));
@@ -98,15 +101,15 @@ int pin_parse(const char *arg, struct pin_config *p, char *err, size_t errlen)
 		if (!(bits[i / 8] & (1u << (i % 8))))
 			continue;
 		if (!CPU_ISSET(i, &online)) {
-			snprintf(err, errlen, "--pin %s: host CPU %d does not exist (this host has CPUs %s)",
-				 what, i, list);
+			snprintf(err, errlen, "%s %s: host CPU %d does not exist (this host has CPUs %s)",
+				 what_flag, what, i, list);
 			return -EINVAL;
 		}
 		CPU_SET(i, &set);
 	}
 	if (r == -ERANGE) {
-		snprintf(err, errlen, "--pin %s: host CPU list '%s' goes beyond any host (this host has "
-			 "CPUs %s)", what, eq + 1, list);
+		snprintf(err, errlen, "%s %s: host CPU list '%s' goes beyond any host (this host has "
+			 "CPUs %s)", what_flag, what, eq + 1, list);
 		return -EINVAL;
 	}
 	if (!strcmp(what, "io")) {
@@ -122,12 +125,13 @@ int pin_parse(const char *arg, struct pin_config *p, char *err, size_t errlen)
 	return 0;
 }
 
-int pin_check(const struct pin_config *p, unsigned cpus, char *err, size_t errlen)
+int pin_check(const char *what_flag, const struct pin_config *p, unsigned cpus, char *err,
+	      size_t errlen)
 {
 	for (unsigned i = cpus; i < PIN_MAX_VCPUS; i++) {
 		if (p->vcpu_set[i]) {
-			snprintf(err, errlen, "--pin vcpu%u: the VM has %u vCPU%s (vcpu0 to vcpu%u)", i,
-				 cpus, cpus == 1 ? "" : "s", cpus - 1);
+			snprintf(err, errlen, "%s vcpu%u: the VM has %u vCPU%s (vcpu0 to vcpu%u)",
+				 what_flag, i, cpus, cpus == 1 ? "" : "s", cpus - 1);
 			return -EINVAL;
 		}
 	}

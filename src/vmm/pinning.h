@@ -32,11 +32,14 @@ struct pin_config {
 
 /*
  * One --pin "WHAT=CPUS": WHAT is vcpuN, vcpus or io; CPUS a host CPU list
- * ("2", "0-3,8"). The host CPUs must exist. 0, or -EINVAL with one line.
+ * ("2", "0-3,8"). The host CPUs must exist. 0, or -EINVAL with one line
+ * starting with what_flag ("--pin").
  */
-int pin_parse(const char *arg, struct pin_config *p, char *err, size_t errlen);
+int pin_parse(const char *what_flag, const char *arg, struct pin_config *p, char *err,
+	      size_t errlen);
 /* Every vcpuN names a vCPU the VM has. 0 or -EINVAL with one line. */
-int pin_check(const struct pin_config *p, unsigned cpus, char *err, size_t errlen);
+int pin_check(const char *what_flag, const struct pin_config *p, unsigned cpus, char *err,
+	      size_t errlen);
 
 /* Remembers where keel-vmm may run before anything is pinned: call once, first. */
 void pin_init(void);

@@ -21,7 +21,7 @@ int resources_init(struct machine *m, char *err, size_t errlen)
 	m->numa = m->cfg->numa;
 	m->pin = m->cfg->pin;
 	/* Again for --restore and --incoming, whose vCPU count came with the VM. */
-	return pin_check(&m->pin, m->cfg->cpus, err, errlen);
+	return pin_check("--pin", &m->pin, m->cfg->cpus, err, errlen);
 }
 
 int resources_create_ram(struct machine *m, char *err, size_t errlen)
@@ -112,10 +112,13 @@ bool resources_pinned(const struct machine *m)
 
 int resources_pin(struct machine *m, char *err, size_t errlen)
 {
+	return resources_pinned(m) ? resources_repin(m, err, errlen) : 0;
+}
+
+int resources_repin(struct machine *m, char *err, size_t errlen)
+{
 	int r;
 
-	if (!resources_pinned(m))
-		return 0;
 	/* The I/O set first: vCPU threads were created by the main thread and start with its CPUs. */
 	r = pin_io_threads(&m->pin, err, errlen);
 	for (unsigned i = 0; !r && i < m->nr_vcpus_created; i++)

@@ -18,6 +18,8 @@ int resources_create_devices(struct machine *m, char *err, size_t errlen);
 /* After the vCPUs of a boot started: the I/O threads' and vCPUs' pins. */
 int resources_pin(struct machine *m, char *err, size_t errlen);
 bool resources_pinned(const struct machine *m);
+/* Applies m->pin to every thread now, pinned or not (the API's changes). */
+int resources_repin(struct machine *m, char *err, size_t errlen);
 struct blk_throttle *resources_disk_group(struct machine *m, const char *name);
 /* The balloon, with the other devices (before the PCI host goes). */
 void resources_destroy_devices(struct machine *m);
