@@ -4,6 +4,7 @@
  *
  *   RSDP (rev 2) -> XSDT -> FADT (rev 6.3) -> FACS, DSDT
  *                        -> MADT (APIC)
+ *                        -> SRAT, SLIT (with guest NUMA nodes)
  *
  * The FADT describes the legacy fixed hardware of hw/acpi_pm.h (PM1a
  * event/control blocks, PM timer, reset register, SCI on IRQ 9), the
@@ -31,6 +32,26 @@
 
 /* The PCI root bridge, as plain data: pci/pci_acpi.h (pci_host_acpi_config). */
 struct acpi_pci_config;
+
+#define ACPI_NUMA_MAX_NODES 64
+
+/* A range of guest-physical memory and the NUMA node (proximity domain) it is in. */
+struct acpi_numa_mem {
+	uint64_t base, size;
+	uint32_t node;
+};
+
+/*
+ * Guest NUMA (SRAT: which node each vCPU and each memory range is in;
+ * SLIT: the distances between nodes).
+ */
+struct acpi_numa_config {
+	unsigned nr_nodes;
+	const uint32_t *cpu_node;        /* acpi_config.nr_cpus entries, in vCPU order */
+	unsigned nr_mem;
+	const struct acpi_numa_mem *mem;
+	const uint8_t *distance;         /* nr_nodes x nr_nodes, row-major; NULL: no SLIT */
+};
 
 struct acpi_config {
 	unsigned nr_cpus;
@@ -62,6 +83,9 @@ struct acpi_config {
 
 	/* NULL: no PCI. Else MCFG, \_SB.PCI0 and the ECAM reservation. */
 	const struct acpi_pci_config *pci;
+
+	/* NULL: no NUMA tables. */
+	const struct acpi_numa_config *numa;
 };
 
 /* Where the tables ended up. */

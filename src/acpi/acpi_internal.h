@@ -39,6 +39,10 @@ void acpi_checksum(uint8_t *t, size_t len, size_t at);
 
 int acpi_build_madt(const struct acpi_config *cfg, struct acpi_buf *b, uint64_t *gpa);
 int acpi_build_dsdt(const struct acpi_config *cfg, struct acpi_buf *b, uint64_t *gpa);
+/* srat.c: SRAT always, SLIT when distances are given (*slit 0 otherwise). */
+int acpi_build_srat(const struct acpi_config *cfg, struct acpi_buf *b, uint64_t *gpa);
+int acpi_build_slit(const struct acpi_numa_config *numa, struct acpi_buf *b, uint64_t *gpa);
+int acpi_check_numa(const struct acpi_config *cfg);
 
 /* pci.c: the root bridge, when acpi_config.pci is set. */
 struct aml;

@@ -214,6 +214,8 @@ static int check_config(const struct acpi_config *cfg, uint64_t gpa)
 		return -EINVAL;
 	if (gpa & 15 || gpa >= (1ull << 32))
 		return -EINVAL;
+	if (cfg->numa && acpi_check_numa(cfg))
+		return -EINVAL;
 	for (unsigned i = 0; i < cfg->nr_cpus; i++) {
 		if (cfg->apic_ids[i] == UINT32_MAX)
 			return -EINVAL;
@@ -246,6 +248,20 @@ int acpi_build_tables(const struct acpi_config *cfg, void *buf, size_t len, uint
 		if (r)
 			return r;
 		entries[n++] = mcfg;
+	}
+	if (cfg->numa) {
+		uint64_t srat, slit;
+
+		r = acpi_build_srat(cfg, &b, &srat);
+		if (r)
+			return r;
+		entries[n++] = srat;
+		if (cfg->numa->distance) {
+			r = acpi_build_slit(cfg->numa, &b, &slit);
+			if (r)
+				return r;
+			entries[n++] = slit;
+		}
 	}
 	r = build_xsdt(entries, n, &b, &xsdt);
 	if (r)

@@ -56,3 +56,35 @@ int parse_size(const char *s, uint64_t default_unit, uint64_t *out)
 	*out = v * unit;
 	return 0;
 }
+
+int parse_id_list(const char *s, uint8_t *bits, unsigned nbits)
+{
+	memset(bits, 0, (nbits + 7) / 8);
+	if (!s || !*s)
+		return -EINVAL;
+	for (;;) {
+		unsigned long a, b;
+		char *end;
+
+		if (!isdigit((unsigned char)*s))
+			return -EINVAL;
+		a = strtoul(s, &end, 10);
+		b = a;
+		if (*end == '-') {
+			if (!isdigit((unsigned char)end[1]))
+				return -EINVAL;
+			b = strtoul(end + 1, &end, 10);
+		}
+		if (b < a)
+			return -EINVAL;
+		if (b >= nbits)
+			return -ERANGE;
+		for (unsigned long i = a; i <= b; i++)
+			bits[i / 8] |= (uint8_t)(1u << (i % 8));
+		if (!*end)
+			return 0;
+		if (*end != ',')
+			return -EINVAL;
+		s = end + 1;
+	}
+}

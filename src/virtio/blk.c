@@ -7,9 +7,7 @@
 
 #include "keel/compiler.h"
 #include "keel/log.h"
-#include "keel/parse.h"
 #include "virtio/blk.h"
-#include "virtio/options.h"
 #include "virtio/virtio.h"
 
 /* Feature bits (5.2.3). */
@@ -76,6 +74,11 @@ struct bq {
 	unsigned inflight;
 	bool dropping; /* reset in progress: complete without touching the ring */
 	bool unsignalled; /* used entries pushed since the last notification */
+	/* A read or write popped but waiting for the I/O limits; the queue stops meanwhile. */
+	struct vreq *held;
+	enum blk_op held_op;
+	uint64_t held_off, held_since;
+	struct blk_throttle_ticket tk_own, tk_group;
 };
 
 struct vreq {
@@ -99,6 +102,14 @@ struct virtio_blk {
 	unsigned nq;
 	struct bq q[VIRTIO_BLK_MAX_QUEUES];
 	struct virtq_elem elem;
+
+	struct blk_throttle own;    /* this disk's limits */
+	struct blk_throttle *group; /* a group's, or NULL */
+	struct blk_throttle_member own_m, group_m;
+	struct event_timer thr_timer; /* when the first held request may go */
+	bool thr_timer_ready;
+	unsigned thr_next;            /* the queue served first when it fires */
+	struct virtio_blk_throttle_stats thr_stats;
 };
 
 static void complete(struct vreq *r)
@@ -163,6 +174,46 @@ static void submit(struct vreq *r, unsigned i, enum blk_op op, uint32_t flags, u
 	};
 	r->pending++;
 	blk_queue_submit(r->bq->q, &r->reqs[i]);
+}
+
+static uint64_t throttle_wait(struct virtio_blk *b, struct bq *bq, uint64_t now)
+{
+	uint64_t w = blk_throttle_wait_ns(&b->own, &bq->tk_own, now);
+
+	if (b->group)
+		w = MAX(w, blk_throttle_wait_ns(b->group, &bq->tk_group, now));
+	return w;
+}
+
+/* Reserves a read or write in the limits; false when it must wait (it is then held). */
+static bool throttle_admit(struct virtio_blk *b, struct bq *bq, struct vreq *r, enum blk_op op,
+			   uint64_t off, uint64_t bytes)
+{
+	uint64_t now = tb_clock_ns();
+	bool write = op == BLK_OP_WRITE;
+
+	blk_throttle_reserve(&b->own, write, bytes, now, &bq->tk_own);
+	if (b->group)
+		blk_throttle_reserve(b->group, write, bytes, now, &bq->tk_group);
+	if (!throttle_wait(b, bq, now))
+		return true;
+	bq->held = r;
+	bq->held_op = op;
+	bq->held_off = off;
+	bq->held_since = now;
+	return false;
+}
+
+/* Arms the timer for the first held request; with none held it may fire idle. */
+static void throttle_schedule(struct virtio_blk *b)
+{
+	uint64_t now = tb_clock_ns(), first = UINT64_MAX;
+
+	for (unsigned i = 0; i < b->nq; i++)
+		if (b->q[i].held)
+			first = MIN(first, throttle_wait(b, &b->q[i], now));
+	if (first != UINT64_MAX && event_timer_arm(&b->thr_timer, first, 0) < 0)
+		log_warn("%s: cannot arm the I/O limit timer: %s", b->vdev.name, strerror(errno));
 }
 
 /*
@@ -277,6 +328,9 @@ static int handle(struct virtio_blk *b, struct bq *bq, struct virtq_elem *e)
 		}
 		if (in)
 			r->written = (uint32_t)in_data;
+		if (!throttle_admit(b, bq, r, in ? BLK_OP_READ : BLK_OP_WRITE, h.sector * SECTOR,
+				    in ? in_data : out_data))
+			return 1; /* held: the caller takes no more from this queue */
 		submit(r, 0, in ? BLK_OP_READ : BLK_OP_WRITE, 0, h.sector * SECTOR, 0);
 		break;
 	}
@@ -323,7 +377,7 @@ static void process(struct virtio_blk *b, struct bq *bq)
 	do {
 		virtq_disable_kicks(vq);
 		/* A guest re-posting heads in flight cannot make us hold more than a ring. */
-		while (bq->inflight < QUEUE_SIZE && (r = virtq_pop(vq, &b->elem)) > 0) {
+		while (!bq->held && bq->inflight < QUEUE_SIZE && (r = virtq_pop(vq, &b->elem)) > 0) {
 			r = handle(b, bq, &b->elem);
 			if (r == -ENOMEM)
 				virtq_unpop(vq, 1); /* try again on the next kick */
@@ -332,12 +386,95 @@ static void process(struct virtio_blk *b, struct bq *bq)
 		}
 		if (r < 0)
 			break;
-	} while (virtq_enable_kicks(vq) && bq->inflight < QUEUE_SIZE);
+	} while (!bq->held && virtq_enable_kicks(vq) && bq->inflight < QUEUE_SIZE);
 	blk_queue_kick(bq->q);
 	blk_queue_process(bq->q);
 	signal_used(bq);
 	if (r == -EIO)
 		virtio_dev_error(vdev);
+	else if (bq->held)
+		throttle_schedule(b); /* kicks stay off until the held request goes */
+}
+
+/* The held request goes to the block layer. */
+static void release_held(struct bq *bq)
+{
+	struct vreq *r = bq->held;
+
+	bq->held = NULL;
+	submit(r, 0, bq->held_op, 0, bq->held_off, 0);
+	if (--r->pending == 0)
+		complete(r);
+}
+
+/* The timer: held requests whose time has come go, queues in turn, then their queues resume. */
+static void throttle_fire(struct event_timer *t)
+{
+	struct virtio_blk *b = container_of(t, struct virtio_blk, thr_timer);
+	uint64_t now = tb_clock_ns();
+
+	pthread_mutex_lock(&b->vdev.lock);
+	if (virtio_dev_running(&b->vdev) && pci_bus_master_enabled(b->vdev.pci)) {
+		for (unsigned k = 0; k < b->nq; k++) {
+			struct bq *bq = &b->q[(b->thr_next + k) % b->nq];
+			struct vreq *r = bq->held;
+
+			if (!r || throttle_wait(b, bq, now))
+				continue;
+			b->thr_stats.delayed++;
+			b->thr_stats.delay_ns += now - bq->held_since;
+			release_held(bq);
+			process(b, bq);
+		}
+		b->thr_next = (b->thr_next + 1) % b->nq;
+		throttle_schedule(b);
+	}
+	pthread_mutex_unlock(&b->vdev.lock);
+}
+
+/* New limits: look at the held requests again now (not under t->lock: see throttle.h). */
+static void throttle_wake(struct virtio_blk *b)
+{
+	pthread_mutex_lock(&b->vdev.lock);
+	if (b->thr_timer_ready)
+		event_timer_arm(&b->thr_timer, 0, 0);
+	pthread_mutex_unlock(&b->vdev.lock);
+}
+
+static void own_limits_changed(struct blk_throttle_member *m)
+{
+	throttle_wake(container_of(m, struct virtio_blk, own_m));
+}
+
+static void group_limits_changed(struct blk_throttle_member *m)
+{
+	throttle_wake(container_of(m, struct virtio_blk, group_m));
+}
+
+void virtio_blk_set_limits(struct virtio_blk *b, const struct blk_limits *lim)
+{
+	blk_throttle_set(&b->own, lim);
+}
+
+void virtio_blk_get_limits(struct virtio_blk *b, struct blk_limits *lim)
+{
+	blk_throttle_get(&b->own, lim);
+}
+
+void virtio_blk_join_group(struct virtio_blk *b, struct blk_throttle *group)
+{
+	b->group = group;
+	blk_throttle_join(group, &b->group_m);
+}
+
+void virtio_blk_throttle_stats(struct virtio_blk *b, struct virtio_blk_throttle_stats *out)
+{
+	pthread_mutex_lock(&b->vdev.lock);
+	*out = b->thr_stats;
+	out->waiting = 0;
+	for (unsigned i = 0; i < b->nq; i++)
+		out->waiting += b->q[i].held != NULL;
+	pthread_mutex_unlock(&b->vdev.lock);
 }
 
 static void blk_kick(struct virtio_dev *vdev, unsigned q)
@@ -368,19 +505,31 @@ static void blk_reset(struct virtio_dev *vdev)
 
 	/* The guest may reuse its memory after reset: finish everything first. */
 	for (unsigned i = 0; i < b->nq; i++) {
+		struct vreq *held = b->q[i].held;
+
 		b->q[i].dropping = true;
+		b->q[i].held = NULL;
+		if (held)
+			complete(held);
 		blk_queue_drain(b->q[i].q);
 		b->q[i].dropping = false;
 	}
 }
 
-/* The VM pauses: every request in flight completes into its used ring. */
+/*
+ * The VM pauses: every request in flight completes into its used ring. A
+ * request the limits hold goes now, early: it is off the avail ring, so a
+ * snapshot taken while it waited would lose it (its tokens are spent already).
+ */
 static void blk_quiesce(struct virtio_dev *vdev)
 {
 	struct virtio_blk *b = container_of(vdev, struct virtio_blk, vdev);
 
-	for (unsigned i = 0; i < b->nq; i++)
+	for (unsigned i = 0; i < b->nq; i++) {
+		if (b->q[i].held)
+			release_held(&b->q[i]);
 		blk_queue_drain(b->q[i].q);
+	}
 }
 
 /* Before a snapshot or a switch-over: what the guest wrote is on the disk for the next opener. */
@@ -451,6 +600,12 @@ static void fill_config(struct virtio_blk *b)
 
 static void teardown(struct virtio_blk *b)
 {
+	if (b->thr_timer_ready)
+		event_timer_destroy(b->vdev.loop, &b->thr_timer);
+	blk_throttle_leave(&b->own, &b->own_m);
+	if (b->group)
+		blk_throttle_leave(b->group, &b->group_m);
+	blk_throttle_destroy(&b->own);
 	for (unsigned i = 0; i < b->nq; i++) {
 		if (!b->q[i].q)
 			continue;
@@ -476,6 +631,10 @@ struct virtio_blk *virtio_blk_create_dev(struct pci_host *pci, const struct gues
 		return NULL;
 	}
 	b->dev = dev;
+	blk_throttle_init(&b->own, NULL, NULL);
+	b->own_m.wake = own_limits_changed;
+	b->group_m.wake = group_limits_changed;
+	blk_throttle_join(&b->own, &b->own_m);
 	blk_get_info(dev, &b->info);
 	b->nq = MIN(MAX(queues, 1u), (unsigned)VIRTIO_BLK_MAX_QUEUES);
 	strncpy(b->serial, serial ? serial : "", sizeof(b->serial));
@@ -514,6 +673,10 @@ struct virtio_blk *virtio_blk_create_dev(struct pci_host *pci, const struct gues
 		if (r < 0)
 			goto fail_dev;
 	}
+	r = event_timer_init(b->vdev.loop, &b->thr_timer, throttle_fire);
+	if (r < 0)
+		goto fail_dev;
+	b->thr_timer_ready = true;
 	fill_config(b);
 	r = virtio_dev_start(&b->vdev);
 	if (r < 0)
@@ -546,6 +709,8 @@ struct virtio_blk *virtio_blk_create(struct pci_host *pci, const struct guest_me
 	if (!b)
 		snprintf(err, errlen, "--disk %s: cannot create the device: %s", opts->path,
 			 strerror(errno));
+	else
+		virtio_blk_set_limits(b, &opts->limits);
 	return b;
 }
 
@@ -560,86 +725,4 @@ void virtio_blk_destroy(struct virtio_blk *b)
 		return;
 	virtio_dev_uninit(&b->vdev); /* resets: drains every queue */
 	teardown(b);
-}
-
-struct parse_ctx {
-	struct virtio_blk_opts *o;
-	bool have_path;
-};
-
-static int blk_opt(void *ctx, const char *key, const char *val, char *err, size_t errlen)
-{
-	struct parse_ctx *c = ctx;
-	struct virtio_blk_opts *o = c->o;
-	uint64_t n;
-	int b;
-
-	if (!strcmp(key, "path")) {
-		if (strlen(val) >= sizeof(o->path))
-			goto bad;
-		snprintf(o->path, sizeof(o->path), "%s", val);
-		c->have_path = true;
-	} else if (!strcmp(key, "readonly")) {
-		if (opts_bool(val, &b) < 0)
-			goto bad;
-		o->read_only = b;
-	} else if (!strcmp(key, "cache")) {
-		if (blk_cache_parse(val, &o->cache) < 0 || o->cache == BLK_CACHE_UNSAFE)
-			goto bad;
-	} else if (!strcmp(key, "aio")) {
-		if (blk_aio_parse(val, &o->aio) < 0)
-			goto bad;
-	} else if (!strcmp(key, "format")) {
-		if (blk_format_parse(val, &o->format) < 0)
-			goto bad;
-	} else if (!strcmp(key, "serial")) {
-		if (strlen(val) > VIRTIO_BLK_ID_BYTES)
-			goto bad;
-		snprintf(o->serial, sizeof(o->serial), "%s", val);
-	} else if (!strcmp(key, "queues")) {
-		if (parse_u64(val, VIRTIO_BLK_MAX_QUEUES, &n) < 0 || !n)
-			goto bad;
-		o->queues = (unsigned)n;
-	} else {
-		snprintf(err, errlen,
-			 "--disk: unknown key '%s' (path, readonly, cache, aio, serial, format, queues)",
-			 key);
-		return -EINVAL;
-	}
-	return 0;
-bad:
-	if (!strcmp(key, "cache"))
-		snprintf(err, errlen, "--disk: cache '%s' is not none, writethrough or writeback", val);
-	else if (!strcmp(key, "aio"))
-		snprintf(err, errlen, "--disk: aio '%s' is not io_uring, threads or sync", val);
-	else if (!strcmp(key, "format"))
-		snprintf(err, errlen, "--disk: format '%s' is not raw or qcow2", val);
-	else if (!strcmp(key, "serial"))
-		snprintf(err, errlen, "--disk: serial '%s' is longer than %d characters", val,
-			 VIRTIO_BLK_ID_BYTES);
-	else if (!strcmp(key, "queues"))
-		snprintf(err, errlen, "--disk: queues '%s' is not a number from 1 to %d", val,
-			 VIRTIO_BLK_MAX_QUEUES);
-	else if (!strcmp(key, "readonly"))
-		snprintf(err, errlen, "--disk: readonly '%s' is not on or off", val);
-	else
-		snprintf(err, errlen, "--disk: %s '%s' is too long", key, val);
-	return -EINVAL;
-}
-
-int virtio_blk_parse(const char *s, struct virtio_blk_opts *opts, char *err, size_t errlen)
-{
-	struct parse_ctx c = { .o = opts };
-	int r;
-
-	memset(opts, 0, sizeof(*opts));
-	opts->cache = BLK_CACHE_WRITEBACK;
-	opts->aio = BLK_AIO_IO_URING;
-	opts->format = BLK_FORMAT_RAW;
-	r = opts_parse("--disk", s, blk_opt, &c, err, errlen);
-	if (!r && !c.have_path) {
-		snprintf(err, errlen, "--disk: path=FILE is required");
-		r = -EINVAL;
-	}
-	return r;
 }

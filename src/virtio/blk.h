@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "block/throttle.h"
 #include "keel/block.h"
 #include "keel/event_loop.h"
 #include "keel/guest_mem.h"
@@ -31,6 +32,8 @@ struct virtio_blk_opts {
 	enum blk_format format; /* default raw */
 	char serial[VIRTIO_BLK_ID_BYTES + 1];
 	unsigned queues;        /* 0: the caller's default (one per vCPU) */
+	struct blk_limits limits; /* iops=, bw=, ... (block/throttle.h); none by default */
+	char group[32];           /* group=NAME: also under a --disk-group's limits */
 };
 
 /*
@@ -64,5 +67,25 @@ struct virtio_blk *virtio_blk_create_dev(struct pci_host *pci, const struct gues
 struct virtio_dev *virtio_blk_dev(struct virtio_blk *blk);
 /* Completes in-flight requests, removes the device, closes the image. NULL ok. */
 void virtio_blk_destroy(struct virtio_blk *blk);
+
+/*
+ * I/O limits. Every disk has its own (none set: nothing is held back) and
+ * may also be under a group's, shared with other disks. Reads and writes
+ * wait, in the order they came, until every limit allows them: each queue
+ * holds at most one waiting request and stops taking more from its ring,
+ * so queues and disks take turns. A timer fires when the first waiting
+ * request may go; changing limits re-arms it at once.
+ */
+void virtio_blk_set_limits(struct virtio_blk *blk, const struct blk_limits *lim);
+void virtio_blk_get_limits(struct virtio_blk *blk, struct blk_limits *lim);
+/* Before the guest runs; the group outlives the device. */
+void virtio_blk_join_group(struct virtio_blk *blk, struct blk_throttle *group);
+
+struct virtio_blk_throttle_stats {
+	uint64_t delayed;      /* requests that waited for a limit */
+	uint64_t delay_ns;     /* their total wait */
+	uint64_t waiting;      /* requests waiting now */
+};
+void virtio_blk_throttle_stats(struct virtio_blk *blk, struct virtio_blk_throttle_stats *out);
 
 #endif

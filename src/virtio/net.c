@@ -10,6 +10,7 @@
 #include "keel/compiler.h"
 #include "keel/log.h"
 #include "net/backend.h"
+#include "net/shaper.h"
 #include "net/tap.h"
 #include "virtio/net.h"
 #include "virtio/options.h"
@@ -64,6 +65,16 @@ struct virtio_net {
 	struct virtio_net_stats stats;
 	struct virtq_elem elem;
 	uint8_t frame[FRAME_MAX];
+
+	/* Shaping (net/shaper.h): a transmit chain or a received frame may wait. */
+	struct net_shaper shaper;
+	struct virtq_elem tx_elem;   /* transmit's own: it may be held while receive runs */
+	struct rate_ticket ticket[NET_DIRS];
+	bool held[NET_DIRS];         /* tx_elem / the pending frame waits for its ticket */
+	bool rx_reserved;            /* the pending frame has its ticket */
+	uint64_t held_since[NET_DIRS];
+	struct event_timer shape_timer;
+	bool shape_timer_ready;
 };
 
 static bool tx_header_ok(struct virtio_net *n, struct net_hdr *h, uint64_t frame_len)
@@ -102,7 +113,7 @@ static bool tx_header_ok(struct virtio_net *n, struct net_hdr *h, uint64_t frame
 /* One transmit chain; false if the guest broke the ring rules. */
 static bool tx_one(struct virtio_net *n)
 {
-	struct virtq_elem *e = &n->elem;
+	struct virtq_elem *e = &n->tx_elem;
 	struct net_hdr h;
 	struct iovec *iov = e->iov;
 	unsigned cnt = e->n_out;
@@ -148,6 +159,51 @@ static bool tx_one(struct virtio_net *n)
 	return true;
 }
 
+/* Whether the shaper lets direction d go now; otherwise it is marked held. */
+static bool shaper_allows(struct virtio_net *n, enum net_dir d, uint64_t now)
+{
+	bool was_held = n->held[d];
+
+	n->held[d] = net_shaper_wait_ns(&n->shaper, d, &n->ticket[d], now) > 0;
+	if (n->held[d] && !was_held) {
+		n->held_since[d] = now;
+	} else if (!n->held[d] && was_held) {
+		n->stats.shaped[d]++;
+		n->stats.shaped_ns[d] += now - n->held_since[d];
+	}
+	return !n->held[d];
+}
+
+/* Arms the shaping timer for the first held direction. */
+static void shaper_schedule(struct virtio_net *n)
+{
+	uint64_t now = tb_clock_ns(), first = UINT64_MAX;
+
+	for (unsigned d = 0; d < NET_DIRS; d++)
+		if (n->held[d])
+			first = MIN(first, net_shaper_wait_ns(&n->shaper, d, &n->ticket[d], now));
+	if (first != UINT64_MAX && event_timer_arm(&n->shape_timer, first, 0) < 0)
+		log_warn("%s: cannot arm the shaping timer: %s", n->vdev.name, strerror(errno));
+}
+
+/* The next transmit chain the shaper lets go: 1, 0 none (or held), <0 broken ring. */
+static int tx_next(struct virtio_net *n, struct virtq *vq)
+{
+	uint64_t now = tb_clock_ns();
+
+	if (!n->held[NET_TX]) {
+		struct virtq_elem *e = &n->tx_elem;
+		int r = virtq_pop(vq, e);
+
+		if (r <= 0)
+			return r;
+		net_shaper_reserve(&n->shaper, NET_TX,
+				   e->out_len > sizeof(struct net_hdr) ? e->out_len - sizeof(struct net_hdr)
+								       : 0, now, &n->ticket[NET_TX]);
+	}
+	return shaper_allows(n, NET_TX, now) ? 1 : 0;
+}
+
 static void tx_process(struct virtio_net *n)
 {
 	struct virtio_dev *vdev = &n->vdev;
@@ -157,17 +213,22 @@ static void tx_process(struct virtio_net *n)
 
 	do {
 		virtq_disable_kicks(vq);
-		while (done < BUDGET && (r = virtq_pop(vq, &n->elem)) > 0) {
+		while (done < BUDGET && (r = tx_next(n, vq)) > 0) {
 			if (!tx_one(n)) {
 				r = -EIO;
 				break;
 			}
-			virtq_push(vq, n->elem.head, 0);
+			virtq_push(vq, n->tx_elem.head, 0);
 			done++;
 		}
 		if (r < 0) {
 			virtio_dev_error(vdev);
 			return;
+		}
+		if (n->held[NET_TX]) {
+			/* Kicks stay off: the timer resumes the queue. */
+			shaper_schedule(n);
+			break;
 		}
 		if (done == BUDGET) {
 			/* Come back after the receive side had its turn. */
@@ -278,10 +339,22 @@ static void rx_process(struct virtio_net *n)
 			}
 			n->pending = (size_t)len;
 		}
+		if (!n->rx_reserved) {
+			net_shaper_reserve(&n->shaper, NET_RX, n->pending - sizeof(struct net_hdr),
+					   tb_clock_ns(), &n->ticket[NET_RX]);
+			n->rx_reserved = true;
+		}
+		if (!shaper_allows(n, NET_RX, tb_clock_ns())) {
+			/* The frame waits; the tap is not read until the timer says. */
+			rx_poll(n, false);
+			shaper_schedule(n);
+			break;
+		}
 		r = rx_deliver(n, &seen);
 		if (r < 0) {
 			virtio_dev_error(vdev);
 			n->pending = 0;
+			n->rx_reserved = false;
 			rx_poll(n, false);
 			return;
 		}
@@ -306,6 +379,7 @@ static void rx_process(struct virtio_net *n)
 			break;
 		}
 		n->pending = 0;
+		n->rx_reserved = false;
 		if (r == 2)
 			n->stats.rx_dropped++;
 		else
@@ -342,6 +416,41 @@ static void net_kick(struct virtio_dev *vdev, unsigned q)
 		if (virtio_dev_running(vdev) && !n->pending)
 			rx_poll(n, true);
 	}
+}
+
+/* The shaping timer: what waited may go now; each side carries on from there. */
+static void shaper_fire(struct event_timer *t)
+{
+	struct virtio_net *n = container_of(t, struct virtio_net, shape_timer);
+
+	pthread_mutex_lock(&n->vdev.lock);
+	if (virtio_dev_running(&n->vdev) && pci_bus_master_enabled(n->vdev.pci)) {
+		if (n->held[NET_TX])
+			tx_process(n);
+		if (n->held[NET_RX]) {
+			rx_process(n);
+			if (!n->pending && virtio_dev_running(&n->vdev))
+				rx_poll(n, true);
+		}
+	}
+	pthread_mutex_unlock(&n->vdev.lock);
+}
+
+void virtio_net_set_limits(struct virtio_net *n, const struct net_limits *lim)
+{
+	pthread_mutex_lock(&n->vdev.lock);
+	net_shaper_set(&n->shaper, lim, tb_clock_ns());
+	/* Whatever waits is looked at again with the new limits now. */
+	if (n->shape_timer_ready && (n->held[NET_TX] || n->held[NET_RX]))
+		event_timer_arm(&n->shape_timer, 0, 0);
+	pthread_mutex_unlock(&n->vdev.lock);
+}
+
+void virtio_net_get_limits(struct virtio_net *n, struct net_limits *lim)
+{
+	pthread_mutex_lock(&n->vdev.lock);
+	*lim = n->shaper.lim;
+	pthread_mutex_unlock(&n->vdev.lock);
 }
 
 static int net_validate(struct virtio_dev *vdev, uint64_t f)
@@ -388,6 +497,8 @@ static void net_reset(struct virtio_dev *vdev)
 
 	rx_poll(n, false);
 	n->pending = 0;
+	n->rx_reserved = false;
+	n->held[NET_TX] = n->held[NET_RX] = false; /* the chain was the old ring's */
 	if (n->be.can_offload && n->be.ops->set_offload)
 		n->be.ops->set_offload(n->be.opaque, 0);
 }
@@ -416,10 +527,31 @@ static int net_load_config(struct virtio_dev *vdev, const uint8_t *config, char 
 	return 0;
 }
 
+/*
+ * The VM pauses: a transmit chain the shaper holds is off the avail ring,
+ * so a snapshot taken meanwhile would never give it back to the guest. It
+ * goes now, a little early (its tokens are spent already).
+ */
+static void net_quiesce(struct virtio_dev *vdev)
+{
+	struct virtio_net *n = container_of(vdev, struct virtio_net, vdev);
+
+	if (!n->held[NET_TX] || !virtio_dev_running(vdev))
+		return;
+	n->held[NET_TX] = false;
+	if (!tx_one(n)) {
+		virtio_dev_error(vdev);
+		return;
+	}
+	virtq_push(virtio_vq(vdev, TXQ), n->tx_elem.head, 0);
+	virtio_notify_queue(vdev, TXQ);
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.validate_features = net_validate,
 	.activate = net_activate,
 	.reset = net_reset,
+	.quiesce = net_quiesce,
 	.queue_kick = net_kick,
 	.load_config = net_load_config,
 };
@@ -452,11 +584,19 @@ struct virtio_net *virtio_net_create_backend(struct pci_host *pci, const struct 
 	}, loop);
 	if (r < 0)
 		goto fail;
+	net_shaper_init(&n->shaper, NULL, tb_clock_ns());
+	r = event_timer_init(n->vdev.loop, &n->shape_timer, shaper_fire);
+	if (r < 0) {
+		virtio_dev_uninit(&n->vdev);
+		goto fail;
+	}
+	n->shape_timer_ready = true;
 	memcpy(n->vdev.config, mac, 6);
 	virtio_config_put16(&n->vdev, CFG_STATUS, NET_S_LINK_UP);
 	virtio_config_put16(&n->vdev, CFG_MAX_PAIRS, 1);
 	r = virtio_dev_start(&n->vdev);
 	if (r < 0) {
+		event_timer_destroy(n->vdev.loop, &n->shape_timer);
 		virtio_dev_uninit(&n->vdev);
 		goto fail;
 	}
@@ -494,6 +634,8 @@ struct virtio_net *virtio_net_create(struct pci_host *pci, const struct guest_me
 	if (!n) {
 		snprintf(err, errlen, "virtio-net on tap %s: %s", opts->tap, strerror(errno));
 		tap_close(tap);
+	} else {
+		virtio_net_set_limits(n, &opts->limits);
 	}
 	return n;
 }
@@ -508,6 +650,7 @@ void virtio_net_destroy(struct virtio_net *n)
 	if (!n)
 		return;
 	virtio_dev_uninit(&n->vdev);
+	event_timer_destroy(n->vdev.loop, &n->shape_timer);
 	if (n->be.ops->close)
 		n->be.ops->close(n->be.opaque);
 	free(n);
@@ -536,7 +679,10 @@ struct parse_ctx {
 static int net_opt(void *ctx, const char *key, const char *val, char *err, size_t errlen)
 {
 	struct parse_ctx *c = ctx;
+	int r = net_limits_parse_key(&c->o->limits, "--net", key, val, err, errlen);
 
+	if (r)
+		return r < 0 ? r : 0;
 	if (!strcmp(key, "tap")) {
 		if (strlen(val) >= IFNAMSIZ || strchr(val, '/')) {
 			snprintf(err, errlen, "--net: tap name '%s' is not a valid interface name", val);
@@ -555,7 +701,8 @@ static int net_opt(void *ctx, const char *key, const char *val, char *err, size_
 		c->o->mac_set = true;
 		return 0;
 	}
-	snprintf(err, errlen, "--net: unknown key '%s' (tap, mac)", key);
+	snprintf(err, errlen, "--net: unknown key '%s' (tap, mac, tx-average, tx-peak, tx-burst, "
+		 "rx-average, rx-peak, rx-burst)", key);
 	return -EINVAL;
 }
 
@@ -570,5 +717,7 @@ int virtio_net_parse(const char *s, struct virtio_net_opts *opts, char *err, siz
 		snprintf(err, errlen, "--net: tap=NAME is required");
 		r = -EINVAL;
 	}
+	if (!r)
+		r = net_limits_check(&opts->limits, "--net", err, errlen);
 	return r;
 }

@@ -18,17 +18,19 @@
 
 #include "keel/event_loop.h"
 #include "keel/guest_mem.h"
+#include "net/shaper.h"
 #include "pci/pci.h"
 
 struct virtio_net_opts {
 	char tap[IFNAMSIZ];
 	uint8_t mac[6];
 	bool mac_set; /* else a random locally administered address */
+	struct net_limits limits; /* tx-average=, ... (net/shaper.h); none by default */
 };
 
 /*
- * Parses "tap=NAME[,mac=MAC]". 0, or -EINVAL with one line in err naming
- * the bad key ("--net: unknown key 'foo' (tap, mac)").
+ * Parses "tap=NAME[,mac=MAC][,tx-average=BITS,...]" (shaper.h for the
+ * shaping keys). 0, or -EINVAL with one line in err naming the bad key.
  */
 int virtio_net_parse(const char *s, struct virtio_net_opts *opts, char *err, size_t errlen);
 
@@ -56,7 +58,16 @@ void virtio_net_set_link(struct virtio_net *net, bool up);
 
 struct virtio_net_stats {
 	uint64_t tx_packets, tx_dropped, rx_packets, rx_dropped, rx_stalls;
+	uint64_t shaped[NET_DIRS];    /* frames that waited for the shaper (tx, rx) */
+	uint64_t shaped_ns[NET_DIRS]; /* their total wait */
 };
 void virtio_net_get_stats(struct virtio_net *net, struct virtio_net_stats *out);
+
+/*
+ * Shaping per direction (net/shaper.h), changeable at any time: a frame
+ * waiting for the old limits is looked at again at once.
+ */
+void virtio_net_set_limits(struct virtio_net *net, const struct net_limits *lim);
+void virtio_net_get_limits(struct virtio_net *net, struct net_limits *lim);
 
 #endif

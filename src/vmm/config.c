@@ -29,6 +29,10 @@ enum {
 	OPT_DISK,
 	OPT_NET,
 	OPT_RNG,
+	OPT_DISK_GROUP,
+	OPT_BALLOON,
+	OPT_NUMA,
+	OPT_PIN,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_COUNT,
@@ -52,6 +56,10 @@ static const struct option long_options[] = {
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "disk-group", required_argument, NULL, OPT_DISK_GROUP },
+	{ "balloon", required_argument, NULL, OPT_BALLOON },
+	{ "numa", required_argument, NULL, OPT_NUMA },
+	{ "pin", required_argument, NULL, OPT_PIN },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -68,8 +76,10 @@ void config_print_help(const char *prog)
 	       "  --initrd PATH        initial ramdisk loaded for the kernel\n"
 	       "  --cmdline STR        kernel command line (default \"%s\")\n"
 	       "  --cpus N             number of vCPUs, 1 to %u and no more than KVM allows (default %u)\n"
-	       "  --memory SIZE        guest RAM: a number of MiB, or with a K/M/G suffix (default %llu MiB,\n"
-	       "                       at least %llu MiB, a whole number of MiB, at most the host's RAM)\n"
+	       "  --memory SIZE[,OPTIONS]\n"
+	       "                       guest RAM: a number of MiB, or with a K/M/G suffix (default %llu MiB,\n"
+	       "                       at least %llu MiB, a whole number of MiB, at most the host's RAM);\n"
+	       "                       options below (Resource control)\n"
 	       "  --memory-backing KIND\n"
 	       "                       anon (default: private memory, backed by transparent huge pages\n"
 	       "                       and mergeable by KSM) or memfd (shareable with other processes)\n"
@@ -81,12 +91,12 @@ void config_print_help(const char *prog)
 	       "  --disk OPTIONS       a virtio-blk disk (repeatable, at most %u):\n"
 	       "                       path=FILE[,format=raw|qcow2][,readonly=on]\n"
 	       "                       [,cache=none|writethrough|writeback][,aio=io_uring|threads|sync]\n"
-	       "                       [,serial=STR][,queues=N]; defaults: raw, writeback, io_uring,\n"
-	       "                       one queue per vCPU. cache=none is O_DIRECT, writethrough makes\n"
-	       "                       every write durable before it completes\n"
+	       "                       [,serial=STR][,queues=N][,group=NAME][,LIMITS]; defaults: raw,\n"
+	       "                       writeback, io_uring, one queue per vCPU. cache=none is O_DIRECT,\n"
+	       "                       writethrough makes every write durable before it completes\n"
 	       "  --net OPTIONS        a virtio-net NIC on a tap device (repeatable, at most %u):\n"
-	       "                       tap=NAME[,mac=MAC]; a tap that does not exist is created and\n"
-	       "                       removed at exit\n"
+	       "                       tap=NAME[,mac=MAC][,SHAPING]; a tap that does not exist is\n"
+	       "                       created and removed at exit\n"
 	       "  --rng                a virtio-rng device fed by getrandom()\n"
 	       "  --kvm-device PATH    the KVM device (default /dev/kvm)\n"
 	       "  --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -94,15 +104,21 @@ void config_print_help(const char *prog)
 	       "                       UNIX socket at PATH (mode 0600; a stale socket is replaced)\n"
 	       "  --restore DIR        resume the VM saved in snapshot directory DIR (see docs/snapshot.md);\n"
 	       "                       the snapshot has the vCPUs, memory, kernel and command line; give\n"
-	       "                       the saved VM's --disk, --net and --rng (same order, same disk\n"
-	       "                       images, any tap) and, if wanted, --console, --api-socket, --name,\n"
-	       "                       --log-level, --kvm-device; DIR/memory must stay while the VM runs\n"
+	       "                       the saved VM's --disk, --disk-group, --net and --rng (same order,\n"
+	       "                       same disk images, any tap) and, if wanted, --console, --api-socket,\n"
+	       "                       --name, --log-level, --kvm-device, --pin; DIR/memory must stay\n"
+	       "                       while the VM runs\n"
 	       "  --incoming tcp:HOST:PORT  wait there for a live migration from another keel-vmm\n"
 	       "                       (docs/migration.md) and run the VM it sends; the same flags as\n"
 	       "                       with --restore; exit 1 if the migration fails before the switch-over\n"
 	       "  --help               this text\n"
 	       "  --version            the version\n"
-	       "\n"
+	       "\n",
+	       prog, CONFIG_DEFAULT_CMDLINE, CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS,
+	       (unsigned long long)(CONFIG_DEFAULT_MEMORY >> 20),
+	       (unsigned long long)(CONFIG_MIN_MEMORY >> 20), CONFIG_MAX_DISKS, CONFIG_MAX_NETS);
+	config_print_resources_help();
+	printf("\n"
 	       "       %s ctl SOCKET COMMAND [ARGS]   drive a running VM (see '%s ctl --help')\n"
 	       "\n"
 	       "Exit status: 0 when the guest powered off (or rebooted with --no-reboot,\n"
@@ -110,9 +126,7 @@ void config_print_help(const char *prog)
 	       "1 for a configuration or start-up error, 2 when the guest crashed (triple\n"
 	       "fault, KVM internal error, unhandled exit; the vCPU registers are logged),\n"
 	       "128+N when keel-vmm was stopped by signal N.\n",
-	       prog, CONFIG_DEFAULT_CMDLINE, CONFIG_MAX_CPUS, CONFIG_DEFAULT_CPUS,
-	       (unsigned long long)(CONFIG_DEFAULT_MEMORY >> 20),
-	       (unsigned long long)(CONFIG_MIN_MEMORY >> 20), CONFIG_MAX_DISKS, CONFIG_MAX_NETS, prog, prog);
+	       prog, prog);
 }
 
 #define FAIL(...)                                        \
@@ -189,21 +203,14 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 		cfg->cpus = (unsigned)v;
 		break;
 	case OPT_MEMORY:
-		r = parse_size(arg, 1ULL << 20, &v);
-		if (r)
-			FAIL("--memory '%s': not a size (examples: 512, 512M, 2G)", arg);
-		if (v < CONFIG_MIN_MEMORY)
-			FAIL("--memory %s: at least %llu MiB is needed", arg,
-			     (unsigned long long)(CONFIG_MIN_MEMORY >> 20));
-		if (v & ((1ULL << 20) - 1))
-			FAIL("--memory %s: must be a whole number of MiB", arg);
-		cfg->memory = v;
+		if (memory_opts_parse(arg, &cfg->memory, &cfg->ram, err, errlen))
+			return CONFIG_ERROR;
 		break;
 	case OPT_MEMORY_BACKING:
 		if (!strcmp(arg, "anon"))
-			cfg->memory_backing = GUEST_RAM_ANON;
+			cfg->ram.backing = GUEST_RAM_ANON;
 		else if (!strcmp(arg, "memfd"))
-			cfg->memory_backing = GUEST_RAM_MEMFD;
+			cfg->ram.backing = GUEST_RAM_MEMFD;
 		else
 			FAIL("--memory-backing '%s': use anon or memfd", arg);
 		break;
@@ -261,6 +268,23 @@ static enum config_result parse_option(int opt, const char *arg, struct vm_confi
 	case OPT_RNG:
 		cfg->rng = true;
 		break;
+	case OPT_DISK_GROUP:
+		if (disk_group_parse(arg, cfg, err, errlen))
+			return CONFIG_ERROR;
+		break;
+	case OPT_BALLOON:
+		if (virtio_balloon_parse(arg, &cfg->balloon_opts, err, errlen))
+			return CONFIG_ERROR;
+		cfg->balloon = true;
+		break;
+	case OPT_NUMA:
+		if (numa_parse_node(arg, &cfg->numa, err, errlen))
+			return CONFIG_ERROR;
+		break;
+	case OPT_PIN:
+		if (pin_parse("--pin", arg, &cfg->pin, err, errlen))
+			return CONFIG_ERROR;
+		break;
 	}
 	return CONFIG_OK;
 }
@@ -302,7 +326,8 @@ enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
 			printf("keel-vmm %s\n", KEEL_VERSION);
 			return CONFIG_EXIT_SUCCESS;
 		}
-		if (seen[opt] && opt != OPT_DISK && opt != OPT_NET)
+		if (seen[opt] && opt != OPT_DISK && opt != OPT_NET && opt != OPT_DISK_GROUP &&
+		    opt != OPT_NUMA && opt != OPT_PIN)
 			FAIL("option '--%s' given twice", option_name(opt));
 		seen[opt] = true;
 		r = parse_option(opt, optarg, cfg, err, errlen);
@@ -319,7 +344,7 @@ enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
 		 * --disk/--net/--rng are given here, as on the source; the rest is saved.
 		 */
 		static const int from_snapshot[] = { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS,
-						     OPT_MEMORY, OPT_NO_REBOOT };
+						     OPT_MEMORY, OPT_NO_REBOOT, OPT_BALLOON, OPT_NUMA };
 
 		for (unsigned i = 0; i < sizeof(from_snapshot) / sizeof(from_snapshot[0]); i++)
 			if (seen[from_snapshot[i]])
@@ -330,6 +355,8 @@ enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
 	}
 	if (!cfg->kernel)
 		FAIL("--kernel is required: the Linux bzImage to boot (see --help)");
+	if (config_check_resources(cfg, err, errlen))
+		return CONFIG_ERROR;
 	return CONFIG_OK;
 }
 
@@ -348,5 +375,5 @@ int config_check_host(const struct vm_config *cfg, char *err, size_t errlen)
 			 (unsigned long long)(cfg->memory >> 20), (unsigned long long)(host >> 20));
 		return -ENOMEM;
 	}
-	return 0;
+	return config_check_host_resources(cfg, err, errlen);
 }

@@ -9,6 +9,9 @@
 
 #include "keel/log.h"
 #include "vmm/guest_ram.h"
+#include "vmm/numa.h"
+#include "vmm/pinning.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 
@@ -22,13 +25,19 @@
 #define CONFIG_MAX_DISKS 16
 #define CONFIG_MAX_NETS 8
 
+/* --disk-group: limits shared by the disks that name it (group=NAME). */
+struct disk_group_config {
+	char name[32];
+	struct blk_limits limits;
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;
 	unsigned cpus;
 	uint64_t memory;
-	enum guest_ram_backing memory_backing;
+	struct guest_ram_opts ram; /* --memory-backing and --memory's options */
 	const char *console;
 	const char *name;
 	bool no_reboot;
@@ -44,6 +53,14 @@ struct vm_config {
 	struct virtio_net_opts nets[CONFIG_MAX_NETS];
 	unsigned nr_nets;
 	bool rng;
+
+	/* Resource control (docs/resources.md). */
+	struct disk_group_config disk_groups[CONFIG_MAX_DISKS];
+	unsigned nr_disk_groups;
+	bool balloon;
+	struct virtio_balloon_opts balloon_opts;
+	struct numa_config numa;
+	struct pin_config pin;
 };
 
 enum config_result {
@@ -61,6 +78,16 @@ enum config_result config_parse(int argc, char **argv, struct vm_config *cfg,
 
 /* Checks against the host: memory size against the host's RAM. 0 or -errno. */
 int config_check_host(const struct vm_config *cfg, char *err, size_t errlen);
+
+/* config_resources.c: the resource-control flags. */
+int memory_opts_parse(const char *arg, uint64_t *size, struct guest_ram_opts *o, char *err,
+		      size_t errlen);
+int disk_group_parse(const char *arg, struct vm_config *cfg, char *err, size_t errlen);
+/* How the resource flags fit together and with --cpus/--memory. 0 or -EINVAL. */
+int config_check_resources(const struct vm_config *cfg, char *err, size_t errlen);
+/* What they need of the host: huge pages, NUMA nodes. 0 or -errno. */
+int config_check_host_resources(const struct vm_config *cfg, char *err, size_t errlen);
+void config_print_resources_help(void);
 
 void config_print_help(const char *prog);
 

@@ -139,6 +139,24 @@ static void post_stop(void *ctx, const struct http_request *req, struct http_rep
 }
 
 /*
+ * 409 for what the saved state cannot carry yet: guest NUMA nodes (the
+ * snapshot's memory file is one flat range) and the balloon (its target and
+ * the statistics buffer it holds are not saved). docs/resources.md.
+ */
+static bool savable(struct machine *m, enum vm_action a, struct http_reply *rep)
+{
+	const char *what = m->cfg->numa.nr_nodes ? "guest NUMA nodes"
+			   : m->cfg->balloon	 ? "a balloon device"
+						 : NULL;
+
+	if (!what)
+		return true;
+	http_error(rep, 409, "unsupported", "cannot %s: the VM has %s, which snapshots and "
+		   "migration do not keep yet", vm_action_name(a), what);
+	return false;
+}
+
+/*
  * 409 for a live migration with a qcow2 disk: both keel-vmm have the image
  * open across the switch-over, and the source's qcow2 driver may still
  * write metadata (its close) after the target took over. Snapshots are
@@ -190,7 +208,7 @@ static void put_snapshot(void *ctx, const struct http_request *req, struct http_
 		http_error(rep, 400, "bad_field", "field 'path' (the snapshot's directory) is required");
 		return;
 	}
-	if (!control_allowed(m, VM_ACTION_SNAPSHOT, rep))
+	if (!control_allowed(m, VM_ACTION_SNAPSHOT, rep) || !savable(m, VM_ACTION_SNAPSHOT, rep))
 		return;
 	if (was_running && machine_pause(m, err, sizeof(err))) {
 		http_error(rep, 500, "internal", "cannot pause for the snapshot: %s", err);
@@ -233,7 +251,8 @@ static void post_migrate(void *ctx, const struct http_request *req, struct http_
 		http_error(rep, 400, "bad_field", "field 'uri' (tcp:HOST:PORT of the target) is required");
 		return;
 	}
-	if (!control_allowed(m, VM_ACTION_MIGRATE, rep) || !migratable(m, rep))
+	if (!control_allowed(m, VM_ACTION_MIGRATE, rep) || !savable(m, VM_ACTION_MIGRATE, rep) ||
+	    !migratable(m, rep))
 		return;
 	r = migration_start(m, uri, downtime, err, sizeof(err));
 	if (r) {
@@ -301,6 +320,18 @@ static const struct http_route routes[] = {
 	{ "POST", "/v1/vm/migrate", post_migrate, true },
 	{ "GET", "/v1/vm/migration", get_migration, false },
 	{ "POST", "/v1/vm/migration/cancel", post_migration_cancel, false },
+	{ "GET", "/v1/vm/qos", control_get_qos, false },
+	{ "PUT", "/v1/vm/qos/disk", control_put_qos_disk, true },
+	{ "PUT", "/v1/vm/qos/disk-group", control_put_qos_group, true },
+	{ "PUT", "/v1/vm/qos/net", control_put_qos_net, true },
+	{ "GET", "/v1/vm/memory", control_get_memory, false },
+	{ "PUT", "/v1/vm/memory", control_put_memory, true },
+	{ "GET", "/v1/vm/balloon", control_get_balloon, false },
+	{ "PUT", "/v1/vm/balloon", control_put_balloon, true },
+	{ "GET", "/v1/vm/cpus", control_get_cpus, false },
+	{ "PUT", "/v1/vm/cpus/pinning", control_put_pinning, true },
+	{ "GET", "/v1/vm/numa", control_get_numa, false },
+	{ "PUT", "/v1/vm/numa", control_put_numa, true },
 };
 
 int control_start(struct machine *m, char *err, size_t errlen)

@@ -12,14 +12,9 @@
 #include "api/http_client.h"
 #include "keel/compiler.h"
 #include "vmm/ctl.h"
+#include "vmm/ctl_internal.h"
 
 #define DEFAULT_TIMEOUT_MS 120000
-
-struct ctl {
-	const char *socket;
-	bool json;
-	int timeout_ms;
-};
 
 static void usage(FILE *f)
 {
@@ -40,12 +35,13 @@ static void usage(FILE *f)
 		"  migration             the migration's progress or outcome\n"
 		"  migrate-cancel        cancel it before the switch-over\n"
 		"  request METHOD PATH [JSON]   any API call; prints the JSON reply\n"
+		"%s"
 		"\n"
 		"Options: --json prints the API's JSON reply as it came; --timeout (default\n"
 		"%d s) bounds the wait for a reply.\n"
 		"Exit status: 0 done, 1 the VM refused (the reason is printed), 2 bad\n"
 		"command line, 3 no VM answers at SOCKET.\n",
-		DEFAULT_TIMEOUT_MS / 1000);
+		ctl_resources_usage, DEFAULT_TIMEOUT_MS / 1000);
 }
 
 static const char *str(json_object *o, const char *key)
@@ -247,7 +243,40 @@ static int run_command(struct ctl *c, int argc, char **argv)
 			return bad_usage("%s: give METHOD PATH [JSON]", cmd);
 		return call(c, argv[1], argv[2], argc == 4 ? argv[3] : NULL, NULL);
 	}
-	return bad_usage("unknown command '%s'", cmd);
+	return ctl_resources_command(c, argc, argv);
+}
+
+/* For the other commands' files (ctl_internal.h). */
+int ctl_call(struct ctl *c, const char *method, const char *path, const char *body,
+	     void (*print)(json_object *))
+{
+	return call(c, method, path, body, print);
+}
+
+int ctl_call_with(struct ctl *c, const char *method, const char *path, json_object *body,
+		  void (*print)(json_object *))
+{
+	return call_with(c, method, path, body, print);
+}
+
+int ctl_usage_error(const char *what)
+{
+	return bad_usage("%s", what);
+}
+
+const char *ctl_str(json_object *o, const char *key)
+{
+	return str(o, key);
+}
+
+json_object *ctl_member(json_object *o, const char *key)
+{
+	return member(o, key);
+}
+
+void ctl_print_members(json_object *o)
+{
+	print_members(o);
 }
 
 int ctl_main(int argc, char **argv)

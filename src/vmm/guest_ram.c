@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <inttypes.h>
+#include <linux/memfd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -16,15 +19,15 @@ void guest_ram_layout(uint64_t size, uint64_t *below_4g, uint64_t *above_4g)
 }
 
 /*
- * mmap() at a 2 MiB-aligned address. KVM maps guest memory with huge pages
- * only where the host address and the guest address agree modulo the page
- * size; mmap() alone aligns to 4 KiB, and then every guest access faults
- * its 4 KiB page in separately (in the lab: 24,900 nested page faults to
- * reach init instead of 430, the guest's boot a third slower).
+ * mmap() at an address aligned to `align` (2 MiB, or the hugetlbfs page
+ * size, which such a mapping needs anyway). KVM maps guest memory with huge
+ * pages only where the host address and the guest address agree modulo the
+ * page size; mmap() alone aligns to 4 KiB, and then every guest access
+ * faults its 4 KiB page in separately (in the lab: 24,900 nested page
+ * faults to reach init instead of 430, the guest's boot a third slower).
  */
-static void *mmap_aligned(size_t size, int prot, int flags, int fd, off_t offset)
+static void *mmap_aligned(size_t size, size_t align, int prot, int flags, int fd, off_t offset)
 {
-	const size_t align = 2 * MiB;
 	uint8_t *reserve, *base;
 
 	reserve = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -68,8 +71,8 @@ int guest_ram_create_from_file(struct guest_ram *ram, uint64_t size, int fd, uin
 	 * Private: the guest's writes stay in this process (copy on write);
 	 * the page cache loads the rest on first touch, so nothing is read now.
 	 */
-	ram->base = mmap_aligned(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd,
-				 (off_t)offset);
+	ram->base = mmap_aligned(size, 2 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+				 fd, (off_t)offset);
 	if (ram->base == MAP_FAILED) {
 		int e = errno;
 
@@ -82,23 +85,97 @@ int guest_ram_create_from_file(struct guest_ram *ram, uint64_t size, int fd, uin
 	return 0;
 }
 
-int guest_ram_create(struct guest_ram *ram, uint64_t size, enum guest_ram_backing backing,
+/* hugetlb's page-size encoding: log2 of the size in the flag bits. */
+static int huge_shift(uint64_t page_size)
+{
+	return __builtin_ctzll(page_size);
+}
+
+static int read_sys_u64(const char *path, uint64_t *out)
+{
+	FILE *f = fopen(path, "re");
+	int r = f && fscanf(f, "%" SCNu64, out) == 1 ? 0 : -ENOENT;
+
+	if (f)
+		fclose(f);
+	return r;
+}
+
+int guest_ram_check_hugepages(uint64_t size, uint64_t page_size, char *err, size_t errlen)
+{
+	char dir[96], path[128];
+	uint64_t free_pages, resv = 0, need = size / page_size;
+
+	if (size % page_size) {
+		snprintf(err, errlen, "--memory %" PRIu64 "M with huge pages of %" PRIu64
+			 " MiB: the size must be a multiple of the huge page size", size >> 20,
+			 page_size >> 20);
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "/sys/kernel/mm/hugepages/hugepages-%" PRIu64 "kB",
+		 page_size >> 10);
+	snprintf(path, sizeof(path), "%s/free_hugepages", dir);
+	if (read_sys_u64(path, &free_pages)) {
+		snprintf(err, errlen, "this host has no huge pages of %" PRIu64 " MiB (no %s)",
+			 page_size >> 20, dir);
+		return -ENOENT;
+	}
+	snprintf(path, sizeof(path), "%s/resv_hugepages", dir);
+	read_sys_u64(path, &resv);
+	free_pages = free_pages > resv ? free_pages - resv : 0;
+	if (free_pages < need) {
+		snprintf(err, errlen, "guest RAM of %" PRIu64 " MiB needs %" PRIu64 " huge page%s of %"
+			 PRIu64 " MiB; this host has %" PRIu64 " free (raise %s/nr_hugepages)",
+			 size >> 20, need, need == 1 ? "" : "s", page_size >> 20, free_pages, dir);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+uint64_t guest_ram_page_size(const struct guest_ram *ram)
+{
+	return ram->opts.hugepage_size ? ram->opts.hugepage_size : GUEST_RAM_PAGE;
+}
+
+int guest_ram_create(struct guest_ram *ram, uint64_t size, const struct guest_ram_opts *opts,
 		     char *err, size_t errlen)
 {
-	int flags = MAP_NORESERVE; /* committed as the guest touches it, like a host's overcommit */
+	bool huge = opts->hugepage_size != 0;
+	/*
+	 * Small pages are committed as the guest touches them, like a host's
+	 * overcommit. Huge pages are reserved when mapped instead, so a host
+	 * with too few fails here rather than with SIGBUS in the guest.
+	 */
+	int flags = huge ? 0 : MAP_NORESERVE;
 	int e;
 
 	memset(ram, 0, sizeof(*ram));
 	ram->memfd = -1;
 	ram->size = size;
+	ram->opts = *opts;
 	guest_ram_layout(size, &ram->below_4g, &ram->above_4g);
+	if (huge) {
+		e = -guest_ram_check_hugepages(size, opts->hugepage_size, err, errlen);
+		if (e)
+			return -e;
+		/* One bit per 4 KiB page the balloon holds. */
+		ram->held = calloc(size / GUEST_RAM_PAGE / 8 + 1, 1);
+		if (!ram->held) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+	}
 
-	if (backing == GUEST_RAM_MEMFD) {
-		ram->memfd = memfd_create("keel-guest-ram", MFD_CLOEXEC);
+	if (opts->backing == GUEST_RAM_MEMFD) {
+		unsigned mfd = MFD_CLOEXEC;
+
+		if (huge)
+			mfd |= MFD_HUGETLB | ((unsigned)huge_shift(opts->hugepage_size) << MFD_HUGE_SHIFT);
+		ram->memfd = memfd_create("keel-guest-ram", mfd);
 		if (ram->memfd < 0) {
 			e = errno;
 			snprintf(err, errlen, "cannot create guest RAM (memfd_create): %s", strerror(e));
-			return -e;
+			goto fail;
 		}
 		if (ftruncate(ram->memfd, (off_t)size) < 0) {
 			e = errno;
@@ -109,23 +186,54 @@ int guest_ram_create(struct guest_ram *ram, uint64_t size, enum guest_ram_backin
 		flags |= MAP_SHARED;
 	} else {
 		flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+		if (huge)
+			flags |= MAP_HUGETLB | (huge_shift(opts->hugepage_size) << MAP_HUGE_SHIFT);
 	}
-	ram->base = mmap_aligned(size, PROT_READ | PROT_WRITE, flags, ram->memfd, 0);
+	ram->base = mmap_aligned(size, huge ? opts->hugepage_size : 2 * MiB, PROT_READ | PROT_WRITE,
+				 flags, ram->memfd, 0);
 	if (ram->base == MAP_FAILED) {
 		e = errno;
 		ram->base = NULL;
-		snprintf(err, errlen, "cannot map %llu MiB of guest RAM: %s",
-			 (unsigned long long)(size >> 20), strerror(e));
+		snprintf(err, errlen, "cannot map %llu MiB of guest RAM%s: %s",
+			 (unsigned long long)(size >> 20), huge ? " on huge pages" : "", strerror(e));
 		goto fail;
 	}
-	/* Huge pages where the host allows them; failure just means small pages. */
-	madvise(ram->base, size, MADV_HUGEPAGE);
-	ram->anon = backing == GUEST_RAM_ANON;
+	ram->anon = opts->backing == GUEST_RAM_ANON && !huge;
+	if (!huge) {
+		/* Huge pages where the host allows them; failure just means small pages. */
+		madvise(ram->base, size, opts->no_thp ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
+		if (opts->mergeable && madvise(ram->base, size, MADV_MERGEABLE) < 0) {
+			e = errno;
+			snprintf(err, errlen, "mergeable=on: %s", e == EINVAL
+				 ? "this host's kernel has no KSM (CONFIG_KSM)" : strerror(e));
+			goto fail;
+		}
+	}
 	add_regions(ram);
 	return 0;
 fail:
 	guest_ram_destroy(ram);
 	return -e;
+}
+
+int guest_ram_populate(struct guest_ram *ram, char *err, size_t errlen)
+{
+	int e;
+
+	if (ram->opts.prealloc && madvise(ram->base, ram->size, MADV_POPULATE_WRITE) < 0) {
+		e = errno;
+		snprintf(err, errlen, "prealloc=on: cannot allocate %" PRIu64 " MiB of guest RAM: %s",
+			 ram->size >> 20, strerror(e));
+		return -e;
+	}
+	if (ram->opts.mlock && mlock2(ram->base, ram->size, MLOCK_ONFAULT) < 0) {
+		e = errno;
+		snprintf(err, errlen, "mlock=on: cannot lock %" PRIu64 " MiB of guest RAM: %s%s",
+			 ram->size >> 20, strerror(e),
+			 e == ENOMEM || e == EPERM ? " (raise the locked-memory limit, ulimit -l)" : "");
+		return -e;
+	}
+	return 0;
 }
 
 void guest_ram_destroy(struct guest_ram *ram)
@@ -135,6 +243,7 @@ void guest_ram_destroy(struct guest_ram *ram)
 		munmap(ram->base, ram->size);
 	if (ram->memfd >= 0)
 		close(ram->memfd);
+	free(ram->held);
 	memset(ram, 0, sizeof(*ram));
 	ram->memfd = -1;
 }

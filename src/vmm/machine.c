@@ -30,6 +30,7 @@
 #include "vmm/layout.h"
 #include "vmm/machine.h"
 #include "vmm/migration.h"
+#include "vmm/resources.h"
 #include "vmm/snapshot_file.h"
 #include "vmm/vm_snapshot.h"
 
@@ -163,6 +164,7 @@ static int build_acpi(struct machine *m, uint64_t *rsdp, char *err, size_t errle
 	struct acpi_tables_info info;
 	struct acpi_pci_config apci;
 	struct acpi_config acfg;
+	struct numa_acpi numa;
 	int r;
 
 	if (!buf)
@@ -174,6 +176,10 @@ static int build_acpi(struct machine *m, uint64_t *rsdp, char *err, size_t errle
 	acfg.apic_ids = apic_ids;
 	pci_host_acpi_config(m->pci, &apci);
 	acfg.pci = &apci;
+	if (m->numa.nr_nodes) {
+		numa_acpi_config(&m->numa, m->cfg->cpus, &m->ram, &numa);
+		acfg.numa = &numa.cfg;
+	}
 	r = acpi_build_tables(&acfg, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_START, &info);
 	if (r < 0)
 		FAIL(-r, "cannot build the ACPI tables: %s", strerror(-r));
@@ -532,7 +538,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	m->events.request_stop = on_stop_request;
 	atomic_init(&m->state, VM_STATE_CREATED);
 	m->incoming_fd = -1;
-	m->topo = cpu_topology_flat(cfg->cpus);
+	/* With guest NUMA nodes each node is a socket (numa.h). */
+	m->topo = numa_topology(&cfg->numa, cfg->cpus);
 	atomic_init(&m->stop_reason, VM_STOP_NONE);
 
 	if (cfg->restore_dir || cfg->incoming) {
@@ -552,13 +559,16 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (cfg->cpus > m->kvm.max_vcpus)
 		FAIL(EINVAL, "--cpus %u: KVM on this host allows at most %u vCPUs", cfg->cpus,
 		     m->kvm.max_vcpus);
+	r = resources_init(m, err, errlen);
+	if (r)
+		return r;
 	if (m->snap) {
 		r = guest_ram_create_from_file(&m->ram, cfg->memory, m->snap->memory_fd,
 					       SNAPSHOT_MEMORY_OFFSET, err, errlen);
 		if (r)
 			return r;
 	} else {
-		r = guest_ram_create(&m->ram, cfg->memory, cfg->memory_backing, err, errlen);
+		r = resources_create_ram(m, err, errlen);
 		if (r)
 			return r;
 	}
@@ -582,6 +592,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	r = create_devices(m, err, errlen);
 	if (!r)
 		r = create_pci_devices(m, err, errlen);
+	if (!r)
+		r = resources_create_devices(m, err, errlen);
 	if (r)
 		return r;
 	startup_mark(m, "devices created");
@@ -670,7 +682,7 @@ static int start_vcpus(struct machine *m, char *err, size_t errlen)
 			FAIL(-r, "cannot start vCPU %u: %s", i, strerror(-r));
 	}
 	m->boots++;
-	return 0;
+	return resources_pin(m, err, errlen);
 }
 
 /* The first boot of a --restore: the snapshot's state instead of a kernel. */
@@ -831,10 +843,12 @@ void machine_destroy(struct machine *m)
 		console_attach_uart(m->console, NULL);
 	/* Devices before the PCI host, and all of them before KVM: they unregister fast paths. */
 	virtio_rng_destroy(m->rng);
+	resources_destroy_devices(m);
 	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++)
 		virtio_net_destroy(m->nets[i]);
 	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++)
 		virtio_blk_destroy(m->disks[i]);
+	resources_destroy(m);
 	pci_host_destroy(m->pci);
 	acpi_pm_destroy(m->acpi_pm);
 	reset_ctl_destroy(m->reset_ctl);

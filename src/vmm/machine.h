@@ -40,6 +40,8 @@ struct pci_host;
 struct virtio_blk;
 struct virtio_net;
 struct virtio_rng;
+struct virtio_balloon;
+struct blk_throttle;
 
 /* Exit statuses of keel-vmm (documented in --help). */
 enum {
@@ -68,6 +70,13 @@ struct machine {
 	struct virtio_blk *disks[CONFIG_MAX_DISKS];
 	struct virtio_net *nets[CONFIG_MAX_NETS];
 	struct virtio_rng *rng;
+	struct virtio_balloon *balloon;
+
+	/* Resource control (resources.c): what the API may change at run time. */
+	struct blk_throttle *disk_groups;
+	unsigned nr_disk_groups;
+	struct numa_config numa; /* the host binding may change */
+	struct pin_config pin;
 
 	struct cpu_topology topo;
 	struct vcpu_env vcpu_env;

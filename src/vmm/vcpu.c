@@ -411,6 +411,7 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
+	atomic_store(&v->tid, (int)gettid());
 	/* Only the kick signal may interrupt this thread; the main thread owns the rest. */
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);

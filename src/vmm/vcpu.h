@@ -87,6 +87,7 @@ struct vcpu {
 	struct vcpu_env *env;
 	pthread_t thread;
 	bool thread_started;
+	atomic_int tid; /* the thread's id, once it runs (the API shows it; 0 before) */
 	atomic_bool stop;
 	atomic_bool pause;
 	unsigned cpuid_nent; /* entries given to KVM_SET_CPUID2 (KVM_GET_CPUID2 needs the count) */

@@ -13,119 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "guest.h"
+#include "blkrig.h"
 #include "keel/compiler.h"
 #include "ktest.h"
-#include "vdriver.h"
-#include "virtio/blk.h"
 #include "virtio/virtio.h"
-
-#define DISK_SIZE (8u << 20)
-#define F(b) (1ULL << (b))
-#define BLK_F_RO 5
-#define BLK_F_FLUSH 9
-#define BLK_F_MQ 12
-#define BLK_F_DISCARD 13
-#define BLK_F_WRITE_ZEROES 14
-#define FEATURES (F(VIRTIO_F_INDIRECT_DESC) | F(VIRTIO_F_EVENT_IDX) | F(BLK_F_FLUSH) | \
-		  F(BLK_F_MQ) | F(BLK_F_DISCARD) | F(BLK_F_WRITE_ZEROES) | F(BLK_F_RO) | 0x444)
-#define T_IN 0
-#define T_OUT 1
-#define T_FLUSH 4
-#define T_GET_ID 8
-#define T_DISCARD 11
-#define T_WRITE_ZEROES 13
-
-struct blkrig {
-	struct guest h;
-	struct virtio_blk *blk;
-	struct vdriver d;
-	char path[64];
-	int fd; /* the image, for checking from the host side */
-};
-
-static int blkrig_up_features(struct blkrig *r, const char *opts, bool threaded,
-			      uint64_t features)
-{
-	struct virtio_blk_opts o;
-	char spec[256], err[512];
-	unsigned nq;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(r->path, sizeof(r->path), "/tmp/keel-blk-test-XXXXXX");
-	r->fd = mkstemp(r->path);
-	if (r->fd < 0 || ftruncate(r->fd, DISK_SIZE) < 0 || guest_init(&r->h, NULL) < 0)
-		return -1;
-	snprintf(spec, sizeof(spec), "path=%s,serial=KEEL-SERIAL-0001%s", r->path, opts);
-	if (virtio_blk_parse(spec, &o, err, sizeof(err)) < 0) {
-		printf("# %s\n", err);
-		return -1;
-	}
-	r->blk = virtio_blk_create(r->h.pci, &r->h.mem, &o, 1, threaded ? NULL : &r->h.loop, err,
-				   sizeof(err));
-	if (!r->blk) {
-		printf("# %s\n", err);
-		return -1;
-	}
-	if (vd_probe(&r->d, &r->h, VIRTIO_ID_BLOCK, 0) < 0 || vd_negotiate(&r->d, features) < 0)
-		return -1;
-	nq = (unsigned)vd_config_read(&r->d, 34, 2);
-	vd_setup_msix(&r->d, nq);
-	for (unsigned q = 0; q < nq; q++)
-		if (vd_setup_queue(&r->d, q, 0) < 0)
-			return -1;
-	vd_driver_ok(&r->d);
-	return 0;
-}
-
-static int blkrig_up(struct blkrig *r, const char *opts, bool threaded)
-{
-	return blkrig_up_features(r, opts, threaded, FEATURES);
-}
-
-static void blkrig_down(struct blkrig *r)
-{
-	virtio_blk_destroy(r->blk);
-	guest_destroy(&r->h);
-	close(r->fd);
-	unlink(r->path);
-}
-
-/* A request the way Linux builds it: header, data, status in their own buffers. */
-static int request(struct blkrig *r, unsigned q, uint32_t type, uint64_t sector, uint64_t data,
-		   uint32_t len, bool data_in, uint32_t *used_len)
-{
-	uint64_t hdr = h_alloc(&r->h, 16, 16), st = h_alloc(&r->h, 1, 1);
-	uint8_t *h = h_ptr(&r->h, hdr);
-	struct vd_buf bufs[3];
-	unsigned n = 0;
-	uint32_t id, ulen;
-
-	memcpy(h, &type, 4);
-	memcpy(h + 8, &sector, 8);
-	*(uint8_t *)h_ptr(&r->h, st) = 0xee;
-	bufs[n++] = (struct vd_buf){ hdr, 16, false };
-	if (len)
-		bufs[n++] = (struct vd_buf){ data, len, data_in };
-	bufs[n++] = (struct vd_buf){ st, 1, true };
-	vd_add(&r->d, q, bufs, n);
-	vd_kick(&r->d, q);
-	if (vd_get_used(&r->d, q, &id, &ulen, 5000) != 1)
-		return -1;
-	if (used_len)
-		*used_len = ulen;
-	return *(uint8_t *)h_ptr(&r->h, st);
-}
-
-static uint64_t pattern(struct blkrig *r, uint32_t len, uint8_t seed)
-{
-	uint64_t g = h_alloc(&r->h, len, 4096);
-	uint8_t *p = h_ptr(&r->h, g);
-
-	for (uint32_t i = 0; i < len; i++)
-		p[i] = (uint8_t)(seed + i * 13);
-	return g;
-}
 
 static void read_write_flush(const char *aio)
 {
@@ -331,10 +222,7 @@ KTEST(blk_reset_with_requests_in_flight)
 	vd_kick(&r.d, 0);
 	vd_reset(&r.d);
 	KCHECK_EQ(vd_status(&r.d), 0);
-	KASSERT(vd_negotiate(&r.d, FEATURES) == 0);
-	vd_setup_msix(&r.d, 1);
-	KASSERT(vd_setup_queue(&r.d, 0, 0) == 0);
-	vd_driver_ok(&r.d);
+	KASSERT(blkrig_driver_up(&r) == 0);
 	KCHECK_EQ(request(&r, 0, T_IN, 0, h_alloc(&r.h, 512, 512), 512, true, NULL), 0);
 	blkrig_down(&r);
 }
@@ -426,10 +314,7 @@ KTEST(hostile_blk_status_not_writable_needs_reset)
 	h_pump(&r.h, 0);
 	KCHECK(vd_status(&r.d) & VIRTIO_STATUS_NEEDS_RESET);
 	KCHECK(vd_get_used(&r.d, 0, &id, NULL, 10) == 0);
-	KASSERT(vd_negotiate(&r.d, FEATURES) == 0);
-	vd_setup_msix(&r.d, 1);
-	KASSERT(vd_setup_queue(&r.d, 0, 0) == 0);
-	vd_driver_ok(&r.d);
+	KASSERT(blkrig_driver_up(&r) == 0);
 	KCHECK_EQ(request(&r, 0, T_FLUSH, 0, 0, 0, false, NULL), 0);
 	blkrig_down(&r);
 }

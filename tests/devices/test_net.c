@@ -607,7 +607,8 @@ KTEST(net_option_strings)
 	KCHECK_STR(o.tap, "t0");
 	KCHECK(o.mac_set && o.mac[0] == 2 && o.mac[5] == 1);
 	KCHECK_EQ(virtio_net_parse("tap=t0,colour=red", &o, err, sizeof(err)), -EINVAL);
-	KCHECK_STR(err, "--net: unknown key 'colour' (tap, mac)");
+	KCHECK_STR(err, "--net: unknown key 'colour' (tap, mac, tx-average, tx-peak, tx-burst, "
+		   "rx-average, rx-peak, rx-burst)");
 	KCHECK_EQ(virtio_net_parse("tap=t0,mac=01:00:00:00:00:01", &o, err, sizeof(err)), -EINVAL);
 	KCHECK(strstr(err, "mac '01:00:00:00:00:01'") != NULL);
 	KCHECK_EQ(virtio_net_parse("mac=02:00:00:00:00:01", &o, err, sizeof(err)), -EINVAL);

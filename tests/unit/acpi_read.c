@@ -6,6 +6,7 @@
 uint8_t tables_buf[TABLES_BUF_LEN];
 uint32_t tables_ids[300];
 const struct acpi_pci_config *tables_pci;
+const struct acpi_numa_config *tables_numa;
 
 uint16_t le16(const uint8_t *p)
 {
@@ -53,7 +54,8 @@ static bool walk(struct tables *t)
 	t->xsdt = at(&t->info, le64(t->rsdp + 24), 36);
 	REQUIRE(t->xsdt && !memcmp(t->xsdt, "XSDT", 4));
 	KCHECK_EQ(byte_sum(t->xsdt, le32(t->xsdt + 4)), 0);
-	KCHECK_EQ(le32(t->xsdt + 4), 36 + (tables_pci ? 3 : 2) * 8);
+	KCHECK_EQ(le32(t->xsdt + 4), 36 + (2 + !!tables_pci + (tables_numa ? 1 + !!tables_numa->distance
+								       : 0)) * 8);
 	if (tables_pci) {
 		t->mcfg = at(&t->info, le64(t->xsdt + 52), 60);
 		REQUIRE(t->mcfg && !memcmp(t->mcfg, "MCFG", 4));
@@ -92,11 +94,24 @@ bool tables_build(unsigned n, struct tables *t)
 	cfg.nr_cpus = n;
 	cfg.apic_ids = tables_ids;
 	cfg.pci = tables_pci;
+	cfg.numa = tables_numa;
 	memset(tables_buf, 0xa5, sizeof(tables_buf));
 	memset(t, 0, sizeof(*t));
 	r = acpi_build_tables(&cfg, tables_buf, sizeof(tables_buf), TABLES_GPA, &t->info);
 	KCHECK_EQ(r, 0);
 	return r == 0 && walk(t);
+}
+
+const uint8_t *tables_find(const struct tables *t, const char *sig)
+{
+	for (uint32_t off = 36; off + 8 <= le32(t->xsdt + 4); off += 8) {
+		const uint8_t *tab = at(&t->info, le64(t->xsdt + off), 36);
+
+		if (tab && !memcmp(tab, sig, 4) && at(&t->info, le64(t->xsdt + off), le32(tab + 4)) &&
+		    byte_sum(tab, le32(tab + 4)) == 0)
+			return tab;
+	}
+	return NULL;
 }
 
 void tables_fill_ids(unsigned n, uint32_t stride)

@@ -35,6 +35,10 @@ struct tables {
 
 /* When set, tables_build() describes this PCI root bridge too. */
 extern const struct acpi_pci_config *tables_pci;
+/* When set, tables_build() adds the SRAT (and SLIT) of these NUMA nodes. */
+extern const struct acpi_numa_config *tables_numa;
+/* The table with this signature the XSDT points at, checksum checked; NULL if none. */
+const uint8_t *tables_find(const struct tables *t, const char *sig);
 
 extern uint8_t tables_buf[TABLES_BUF_LEN];
 extern uint32_t tables_ids[300];

@@ -6,6 +6,7 @@
  * back with optimisations off (iasl -oa) to exactly the AML we emitted.
  * iasl exits 0 even when it finds a bad checksum, so its output is read.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,7 +162,8 @@ static bool iasl_round_trips(const uint8_t *dsdt)
 
 static void clean_tmpdir(void)
 {
-	static const char *names[] = { "xsdt", "facp", "facs", "apic", "dsdt", "aml", "mcfg" };
+	static const char *names[] = { "xsdt", "facp", "facs", "apic", "dsdt", "aml", "mcfg",
+				       "srat", "slit" };
 	static const char *exts[] = { ".dat", ".dsl", ".aml" };
 	char path[160];
 
@@ -345,6 +347,64 @@ KTEST(acpi_iasl_round_trips_every_aml_construct)
 	else
 		KFAIL("SSDT did not disassemble");
 	clean_tmpdir();
+}
+
+/*
+ * Guest NUMA (src/acpi/srat.c): two nodes of two vCPUs each, node 0 with
+ * the RAM below the PCI hole, node 1 with the rest split around it, and a
+ * vCPU whose APIC ID needs an x2APIC entry.
+ */
+KTEST(acpi_iasl_srat_slit)
+{
+	static const uint32_t cpu_node[] = { 0, 0, 1, 1 };
+	static const struct acpi_numa_mem mem[] = {
+		{ 0, 0x80000000, 0 }, { 0x80000000, 0x40000000, 1 }, { 0x100000000ULL, 0x40000000, 1 },
+	};
+	static const uint8_t distance[] = { 10, 21, 21, 10 };
+	struct acpi_numa_config numa = {
+		.nr_nodes = 2, .cpu_node = cpu_node, .nr_mem = 3, .mem = mem, .distance = distance,
+	};
+	const uint8_t *srat, *slit, *e;
+	struct tables t;
+	char *dsl;
+
+	tables_numa = &numa;
+	tables_ids[0] = 0;
+	tables_ids[1] = 1;
+	tables_ids[2] = 4;
+	tables_ids[3] = 300;
+	KCHECK(tables_build(4, &t));
+	tables_numa = NULL;
+	srat = tables_find(&t, "SRAT");
+	slit = tables_find(&t, "SLIT");
+	KASSERT(srat && slit);
+	/* Three local APIC entries, one x2APIC, three memory ranges. */
+	KCHECK_EQ(le32(srat + 4), 48 + 3 * 16 + 24 + 3 * 40);
+	e = srat + 48;
+	KCHECK(e[0] == 0 && e[1] == 16 && e[2] == 0 && e[3] == 0);
+	KCHECK(e[32] == 0 && e[34] == 1 && e[35] == 4); /* the third: node 1, APIC ID 4 */
+	e += 48;
+	KCHECK(e[0] == 2 && le32(e + 4) == 1 && le32(e + 8) == 300);
+	e += 24;
+	KCHECK(e[0] == 1 && le32(e + 2) == 0 && le64(e + 8) == 0 && le64(e + 16) == 0x80000000);
+	e += 80;
+	KCHECK(le32(e + 2) == 1 && le64(e + 8) == 0x100000000ULL && (le32(e + 28) & 1));
+	KCHECK_EQ(le64(slit + 36), 2);
+	KCHECK(!memcmp(slit + 44, distance, 4));
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/keel-acpi-XXXXXX");
+	KASSERT(mkdtemp(tmpdir));
+	KCHECK(iasl_disassembles("srat", srat));
+	KCHECK(iasl_disassembles("slit", slit));
+	dsl = read_file("slit.dsl", NULL);
+	KCHECK(dsl && strstr(dsl, "Localities : 0000000000000002") && strstr(dsl, "0A 15"));
+	free(dsl);
+	clean_tmpdir();
+	/* Distances that make no sense are refused. */
+	numa.distance = (const uint8_t[]){ 10, 5, 21, 10 };
+	KCHECK_EQ(acpi_build_tables(&(struct acpi_config){ .nr_cpus = 4, .apic_ids = tables_ids,
+				    .pm1a_evt_port = 1, .pm1a_cnt_port = 2, .sci_irq = 9,
+				    .numa = &numa }, tables_buf, sizeof(tables_buf), TABLES_GPA,
+				    &t.info), -EINVAL);
 }
 
 int main(void)

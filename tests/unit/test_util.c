@@ -187,6 +187,26 @@ KTEST(event_loop_timer_and_stop)
 	event_loop_destroy(&loop);
 }
 
+KTEST(parse_id_lists)
+{
+	uint8_t bits[2];
+
+	KCHECK_EQ(parse_id_list("0-3,8,10-11", bits, 16), 0);
+	KCHECK_EQ(bits[0], 0x0f);
+	KCHECK_EQ(bits[1], 0x0d);
+	KCHECK_EQ(parse_id_list("5", bits, 16), 0);
+	KCHECK_EQ(bits[0], 0x20);
+	KCHECK_EQ(parse_id_list("15", bits, 16), 0);
+	KCHECK_EQ(parse_id_list("16", bits, 16), -ERANGE);
+	KCHECK_EQ(parse_id_list("3-1", bits, 16), -EINVAL);
+	KCHECK_EQ(parse_id_list("1,", bits, 16), -EINVAL);
+	KCHECK_EQ(parse_id_list("-1", bits, 16), -EINVAL);
+	KCHECK_EQ(parse_id_list("1-", bits, 16), -EINVAL);
+	KCHECK_EQ(parse_id_list("a", bits, 16), -EINVAL);
+	KCHECK_EQ(parse_id_list("", bits, 16), -EINVAL);
+	KCHECK_EQ(parse_id_list("99999999999999999999", bits, 16), -ERANGE);
+}
+
 int main(void)
 {
 	return ktest_run_all();
