@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "keel/compiler.h"
 #include "vmm/guest_ram.h"
@@ -34,11 +36,21 @@ static bool inside(const struct guest_ram *ram, const uint8_t *p, uint64_t len)
 	       IS_ALIGNED(len, (uint64_t)GUEST_RAM_PAGE);
 }
 
+/*
+ * munlock through the system call: AddressSanitizer replaces munlock() with
+ * a no-op (it does not intercept mlock2), so the sanitizer build would keep
+ * the pages locked and MADV_DONTNEED would then fail with EINVAL.
+ */
+static int unlock(void *p, uint64_t len)
+{
+	return (int)syscall(SYS_munlock, p, (size_t)len);
+}
+
 /* Returns [off, +len) of RAM to the host. */
 static int drop(struct guest_ram *ram, uint64_t off, uint64_t len)
 {
 	if (ram->opts.mlock)
-		munlock(ram->base + off, len);
+		unlock(ram->base + off, len);
 	if (ram->memfd >= 0)
 		return fallocate(ram->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 				 (off_t)len) < 0 ? -errno : 0;
@@ -152,7 +164,7 @@ int guest_ram_set_mergeable(struct guest_ram *ram, bool on, char *err, size_t er
 
 int guest_ram_set_mlock(struct guest_ram *ram, bool on, char *err, size_t errlen)
 {
-	if ((on ? mlock2(ram->base, ram->size, MLOCK_ONFAULT) : munlock(ram->base, ram->size)) < 0) {
+	if ((on ? mlock2(ram->base, ram->size, MLOCK_ONFAULT) : unlock(ram->base, ram->size)) < 0) {
 		snprintf(err, errlen, "cannot %slock guest RAM: %s%s", on ? "" : "un", strerror(errno),
 			 errno == ENOMEM || errno == EPERM ? " (raise the locked-memory limit)" : "");
 		return -errno;
