@@ -307,10 +307,11 @@ class Run:
     def run(self, direct):
         """Runs every scenario; when the lab host dies or hangs in one, the
         rest get a fresh host (at most RESTARTS times). A scenario during
-        which the emulated host's kernel died is run once more: nested SVM
-        under TCG occasionally crashes the emulated host (a "stack guard
-        page was hit" panic in the VMM's context, seen with QEMU as the
-        VMM too), which says nothing about the VMM under test."""
+        which the emulated host's kernel died or hung is run once more: nested SVM
+        under TCG occasionally crashes or wedges the emulated host (a "stack
+        guard page was hit" panic in the VMM's context, or silence, seen
+        with QEMU as the VMM too), which says nothing about the VMM under
+        test. Twice in the same scenario is a failure."""
         todo = list(self.scenarios)
         retried = set()
         for attempt in range(RESTARTS + 1):
@@ -320,7 +321,7 @@ class Run:
             if self.died_in and self.died_in not in retried:
                 retried.add(self.died_in)
                 del self.results.status[self.died_in]
-                log(f"the emulated host died in {self.died_in}; running it again once")
+                log(f"the emulated host died or hung in {self.died_in}; running it again once")
             todo = [s for s in todo if s.name not in self.results.status]
             if not trouble or not todo:
                 break
@@ -402,6 +403,10 @@ class Run:
                     return "lab host hung between scenarios"
                 t = self._timeout(byname[current])
                 r.status[current] = (False, f"timeout after {t}s (log: {self._path(current)})")
+                # The host's own runner enforces the timeout: silence past
+                # it means the emulated host itself stopped, as in a death.
+                if not self.direct:
+                    self.died_in = current
                 return f"host hung in {current}"
             self._log(current).write(raw)
             self._log(current).flush()
