@@ -156,6 +156,31 @@ class ProtocolTest(unittest.TestCase):
                                      ["a", "b"], end=False, slack=0)
         self.assertEqual(trouble, "host hung in a")
         self.assertIn("timeout after 0s", run.results.status["a"][1])
+        self.assertEqual(run.died_in, "a")
+
+    def early_crashes(self, guest_text):
+        with tempfile.TemporaryDirectory() as d:
+            old = labhost.LOGS
+            labhost.LOGS = d
+            try:
+                s = scenarios.Scenario.__new__(scenarios.Scenario)
+                s.name, s.timeout = "a", 300
+                run = labhost.Run([s], "keel")
+                run.direct = False
+                with open(os.path.join(d, "a.log"), "w") as f:
+                    f.write("VMM-START keel cpus=1 memory=256M\n" + guest_text)
+                run.results.status["a"] = (False, "keel exited with 2")
+                return run._early_guest_crashes([s])
+            finally:
+                labhost.LOGS = old
+
+    def test_a_guest_triple_fault_before_init_is_run_again_once(self):
+        crash = "[ 0.05] [mem 0x18000000-0xdfffffff] akeel-vmm: error: vCPU 0: " \
+                "triple fault (KVM_EXIT_SHUTDOWN): the guest reset itself by faulting\n"
+        self.assertEqual(self.early_crashes(crash), ["a"])
+        # After the guest's init ran, a triple fault counts against the VMM.
+        self.assertEqual(self.early_crashes("KEEL-GUEST: init\n" + crash), [])
+        self.assertEqual(self.early_crashes("keel exited with 2\n"), [])
 
 
 class BenchSummaryTest(unittest.TestCase):
