@@ -169,9 +169,23 @@ int numa_check_layout(const struct numa_config *c, unsigned cpus, uint64_t memor
 				 "(0-%u)", i, n->first_cpu, n->first_cpu + n->nr_cpus - 1, cpus, cpus - 1);
 			return -EINVAL;
 		}
-		if (n->first_cpu != next) {
-			snprintf(err, errlen, "--numa node %u: cpus must start at vCPU %u: nodes take the "
-				 "vCPUs in order, each one block (node 0 from vCPU 0)", i, next);
+		if (n->first_cpu < next) {
+			unsigned owner = 0;
+
+			while (c->node[owner].first_cpu + c->node[owner].nr_cpus <= n->first_cpu)
+				owner++;
+			snprintf(err, errlen, "--numa node %u: vCPU %u is already in node %u (a vCPU "
+				 "belongs to one node; nodes take the vCPUs in order, each one block)", i,
+				 n->first_cpu, owner);
+			return -EINVAL;
+		}
+		if (n->first_cpu > next) {
+			char gap[32];
+
+			snprintf(gap, sizeof(gap), n->first_cpu - next > 1 ? "s %u-%u are" : " %u is", next,
+				 n->first_cpu - 1);
+			snprintf(err, errlen, "--numa node %u: vCPU%s in no node (nodes take the vCPUs in "
+				 "order, each one block, node 0 from vCPU 0)", i, gap);
 			return -EINVAL;
 		}
 		if (n->nr_cpus != c->node[0].nr_cpus) {

@@ -42,6 +42,10 @@ def host_nodes():
 def pins_to_cpus_that_do_not_exist():
     refuses(["--pin", "vcpu0=99"], f"--pin vcpu0: host CPU 99 does not exist (this host has CPUs {host_cpus()})")
     refuses(["--pin", "io=0,99"], f"--pin io: host CPU 99 does not exist (this host has CPUs {host_cpus()})")
+    refuses(["--cpus", "2", "--pin", "vcpus=98"],
+            f"--pin vcpus: host CPU 98 does not exist (this host has CPUs {host_cpus()})")
+    refuses(["--cpus", "2", "--pin", "vcpu1=0,97-98"],
+            f"--pin vcpu1: host CPU 97 does not exist (this host has CPUs {host_cpus()})")
     refuses(["--pin", "io=5000"],
             f"--pin io: host CPU list '5000' goes beyond any host (this host has CPUs {host_cpus()})")
     refuses(["--cpus", "2", "--pin", "vcpu2=0"], "--pin vcpu2: the VM has 2 vCPUs (vcpu0 to vcpu1)")
@@ -62,8 +66,26 @@ def impossible_numa_layouts():
             "--numa: node 1 has 2 vCPUs and node 0 has 1; every node needs as many (each node is "
             "one socket)")
     refuses(two + ["--numa", "cpus=1,memory=128M", "--numa", "cpus=0,memory=128M"],
-            "--numa node 0: cpus must start at vCPU 0: nodes take the vCPUs in order, each one "
-            "block (node 0 from vCPU 0)")
+            "--numa node 0: vCPU 0 is in no node (nodes take the vCPUs in order, each one block, "
+            "node 0 from vCPU 0)")
+    # A vCPU in two nodes, and vCPUs in none between two nodes.
+    refuses(two + ["--numa", "cpus=0-1,memory=128M", "--numa", "cpus=1,memory=128M"],
+            "--numa node 1: vCPU 1 is already in node 0 (a vCPU belongs to one node; nodes take "
+            "the vCPUs in order, each one block)")
+    refuses(["--cpus", "4", "--memory", "256M", "--numa", "cpus=0-1,memory=128M", "--numa",
+             "cpus=0-1,memory=128M"],
+            "--numa node 1: vCPU 0 is already in node 0 (a vCPU belongs to one node; nodes take "
+            "the vCPUs in order, each one block)")
+    refuses(["--cpus", "3", "--memory", "256M", "--numa", "cpus=0,memory=128M", "--numa",
+             "cpus=2,memory=128M"],
+            "--numa node 1: vCPU 1 is in no node (nodes take the vCPUs in order, each one block, "
+            "node 0 from vCPU 0)")
+    refuses(["--cpus", "6", "--memory", "256M", "--numa", "cpus=0,memory=128M", "--numa",
+             "cpus=3,memory=128M"],
+            "--numa node 1: vCPUs 1-2 are in no node (nodes take the vCPUs in order, each one "
+            "block, node 0 from vCPU 0)")
+    refuses(two + ["--numa", "cpus=0,memory=512M", "--numa", "cpus=1,memory=128M"],
+            "--numa: the nodes' memory adds up to 640 MiB; --memory is 256 MiB")
     refuses(two + ["--numa", "cpus=0-2,memory=256M"],
             "--numa node 0: cpus 0-2 is beyond the VM's 2 vCPUs (0-1)")
     refuses(["--cpus", "4", "--memory", "256M", "--numa", "cpus=0-1,memory=256M"],
@@ -93,6 +115,9 @@ def impossible_numa_layouts():
             "--numa node 0: memory '-512M' is not a size (examples: 512M, 2G)")
     refuses(["--numa", "cpus=0,memory=512M,host-nodes=63"],
             f"--numa node 0: host node 63 does not exist (this host has nodes {host_nodes()})")
+    refuses(two + ["--numa", "cpus=0,memory=128M,host-nodes=0", "--numa",
+                   "cpus=1,memory=128M,host-nodes=62"],
+            f"--numa node 1: host node 62 does not exist (this host has nodes {host_nodes()})")
     refuses(["--numa", "cpus=0,memory=512M,host-nodes=64"],
             "--numa node 0: host-nodes '64' is not below 64")
 

@@ -9,6 +9,7 @@ import importlib.util
 import io
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,39 @@ class ScenarioHeaderTest(unittest.TestCase):
         for kind in ("test", "bench", "demo"):
             for s in scenarios.load(kind).values():
                 self.assertTrue(s.desc, s.name)
+
+
+class HostSetUpTest(unittest.TestCase):
+    def scenario(self, name, needs):
+        s = scenarios.Scenario.__new__(scenarios.Scenario)
+        s.name, s.needs = name, set(needs)
+        return s
+
+    def test_numa_nodes_only_when_a_scenario_needs_them(self):
+        plain = labhost.Run([self.scenario("a", [])], "keel")
+        self.assertEqual(plain._numa_devices(), [])
+        numa = labhost.Run([self.scenario("a", []), self.scenario("n", ["numa", "qemu"])], "keel")
+        half = labhost.HOST_MEMORY_MIB // 2
+        self.assertEqual(numa._numa_devices(), [
+            "-object", f"memory-backend-ram,id=hostnode0,size={half}M",
+            "-numa", "node,nodeid=0,cpus=0,memdev=hostnode0",
+            "-object", f"memory-backend-ram,id=hostnode1,size={half}M",
+            "-numa", "node,nodeid=1,cpus=1,memdev=hostnode1"])
+
+    @unittest.skipUnless(shutil.which("busybox"), "no busybox (scripts/deps lab)")
+    def test_qemu_gets_the_devices_keel_is_given(self):
+        lab_sh = os.path.join(HERE, "host", "lab.sh")
+        out = subprocess.run(["busybox", "sh", "-c", f". {lab_sh}; vmm_qemu_devices --rng --balloon on"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out)
+        self.assertEqual(out.stdout.split(), [
+            "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device",
+            "virtio-rng-pci,rng=rng0", "-device", "virtio-balloon-pci"])
+        out = subprocess.run(["busybox", "sh", "-c",
+                              f". {lab_sh}; vmm_qemu_devices --balloon deflate-on-oom=on"],
+                             capture_output=True, text=True)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("--balloon deflate-on-oom=on has no QEMU counterpart", out.stdout)
 
 
 class FakeProc:

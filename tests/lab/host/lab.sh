@@ -32,7 +32,7 @@ lab_note() {
 
 # --- starting a VMM ----------------------------------------------------
 # vmm_start VMM GUEST CPUS MEM_MIB [--no-reboot] [--quiet] [--raw]
-#           [--append ARGS] [--disk SPEC]... [--net SPEC]... [--rng]
+#           [--append ARGS] [--disk SPEC]... [--net SPEC]... [--rng] [--balloon]
 # Starts VMM (keel, qemu-microvm, qemu-q35) booting the lab's guest kernel
 # and initramfs, with the guest init running scenarios/GUEST.guest. Its
 # console (stdout and stderr) is timestamped line by line (lab_stamp) into
@@ -44,7 +44,9 @@ lab_note() {
 # timestamps (make demo, where a person reads it).
 # --disk, --net and --rng take keel-vmm's syntax (keel-vmm --help; no
 # spaces or commas inside values) and give QEMU the equivalent virtio-pci
-# devices (vmm_qemu_devices).
+# devices (vmm_qemu_devices); --balloon is keel-vmm's `--balloon on` and
+# QEMU's virtio-balloon-pci. $LAB_KEEL_ARGS and $LAB_QEMU_ARGS, when set,
+# go to that VMM as they are.
 vmm_start() {
 	_vmm=$1 _guest=$2 _cpus=$3 _mem=$4
 	shift 4
@@ -60,6 +62,7 @@ vmm_start() {
 			shift
 			;;
 		--rng) _devs="$_devs --rng" ;;
+		--balloon) _devs="$_devs --balloon on" ;;
 		--append)
 			[ $# -ge 2 ] || lab_fail "vmm_start: $1 needs a value"
 			_append="$_append $2"
@@ -112,7 +115,7 @@ vmm_start() {
 			-smp "$_cpus" -m "$_mem" -nodefaults -no-user-config \
 			-display none -serial stdio \
 			-kernel "$LAB_DIR/guest/vmlinuz" -initrd "$LAB_DIR/guest/initrd" \
-			-append "$_cmdline" ${_noreboot:+-no-reboot} $_devs <&3 >&4 2>&4 &
+			-append "$_cmdline" ${_noreboot:+-no-reboot} $_devs ${LAB_QEMU_ARGS:-} <&3 >&4 2>&4 &
 		;;
 	*) lab_fail "unknown VMM '$_vmm' (keel, qemu-microvm, qemu-q35)" ;;
 	esac
@@ -170,6 +173,11 @@ vmm_qemu_devices() {
 		--rng)
 			printf ' -object rng-random,id=rng%d,filename=/dev/urandom' "$_qn"
 			printf ' -device virtio-rng-pci,rng=rng%d' "$_qn"
+			;;
+		--balloon)
+			[ "$2" = on ] || { echo "--balloon $2 has no QEMU counterpart here"; return 1; }
+			printf ' -device virtio-balloon-pci'
+			shift
 			;;
 		esac
 		_qn=$((_qn + 1))

@@ -44,7 +44,7 @@ SHARED_NAME = "shared.img"
 SHARED_GIB = 4
 SHARED_SERIAL = "keel-lab-shared"
 MAIN_ADDR, PEER_ADDR, PEER_PORT = "10.0.9.1", "10.0.9.2", 7100
-PEER_MEMORY_MIB = 3072
+HOST_MEMORY_MIB = PEER_MEMORY_MIB = 3072
 RESTARTS = 2  # fresh lab hosts after one died or hung, per run
 # EPYC features TCG cannot emulate: QEMU drops them anyway, with a warning
 # each; asking without them keeps the logs (and make demo) quiet.
@@ -161,6 +161,19 @@ class Run:
     def _needs_peer(self):
         return any("peer" in s.needs for s in self.scenarios)
 
+    def _numa_devices(self):
+        """Two host NUMA nodes (one CPU and half the memory each) when a
+        scenario of the run needs them; the kernel reads them from the SRAT
+        QEMU builds, so guest NUMA bindings have a second node to go to."""
+        if not any("numa" in s.needs for s in self.scenarios):
+            return []
+        half = HOST_MEMORY_MIB // 2
+        out = []
+        for n in (0, 1):
+            out += ["-object", f"memory-backend-ram,id=hostnode{n},size={half}M",
+                    "-numa", f"node,nodeid={n},cpus={n},memdev=hostnode{n}"]
+        return out
+
     def _make_shared(self):
         os.makedirs(self.work, exist_ok=True)
         with open(self.shared_img, "wb") as f:
@@ -183,10 +196,10 @@ class Run:
                                        self.scenarios, self._binaries())]
         if self.vmm.startswith("qemu") or any("qemu" in s.needs for s in self.scenarios):
             layers.append(assets.qemu_image())
-        disks, append = [], ""
+        disks, append = self._numa_devices(), ""
         if self._needs_scratch():
             self._make_scratch()
-            disks = ["-drive", f"file={self.scratch_img},if=none,id=scratch,format=raw,cache=unsafe,"
+            disks += ["-drive", f"file={self.scratch_img},if=none,id=scratch,format=raw,cache=unsafe,"
                      "discard=unmap", "-device", f"nvme,drive=scratch,serial={SCRATCH_SERIAL}"]
         if self._needs_peer():
             self._make_shared()
@@ -199,7 +212,7 @@ class Run:
             for layer in layers:
                 with open(layer, "rb") as f:
                     shutil.copyfileobj(f, out)
-        return self._host_cmd(k, 3072, disks, append)
+        return self._host_cmd(k, HOST_MEMORY_MIB, disks, append)
 
     def _host_cmd(self, k, memory_mib, devices, append):
         return ["qemu-system-x86_64", "-M", "q35", "-accel", "tcg,thread=multi",
