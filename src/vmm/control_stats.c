@@ -9,18 +9,27 @@ struct json_sink {
 	json_object *histograms;
 };
 
+/*
+ * The vCPU or I/O thread keeps recording while this reads, so "count" is
+ * the sum of the buckets as read, never a separate load: a client adding
+ * the buckets up must get exactly the count.
+ */
 static json_object *histogram_json(const struct stats_histogram *h)
 {
 	json_object *o = json_object_new_object(), *buckets = json_object_new_array();
+	uint64_t n[STATS_HIST_BUCKETS], count = 0;
 
-	json_object_object_add(o, "count", json_object_new_uint64(atomic_load(&h->count)));
+	for (unsigned i = 0; i < STATS_HIST_BUCKETS; i++) {
+		n[i] = atomic_load(&h->bucket[i]);
+		count += n[i];
+	}
+	json_object_object_add(o, "count", json_object_new_uint64(count));
 	json_object_object_add(o, "sum_ns", json_object_new_uint64(atomic_load(&h->sum_ns)));
 	/* Only buckets with samples; "lt_ns" is the bucket's exclusive upper bound. */
 	for (unsigned i = 0; i < STATS_HIST_BUCKETS; i++) {
-		uint64_t n = atomic_load(&h->bucket[i]);
 		json_object *b;
 
-		if (!n)
+		if (!n[i])
 			continue;
 		b = json_object_new_object();
 		if (stats_histogram_bucket_limit(i) == UINT64_MAX)
@@ -28,7 +37,7 @@ static json_object *histogram_json(const struct stats_histogram *h)
 		else
 			json_object_object_add(b, "lt_ns",
 					       json_object_new_uint64(stats_histogram_bucket_limit(i)));
-		json_object_object_add(b, "count", json_object_new_uint64(n));
+		json_object_object_add(b, "count", json_object_new_uint64(n[i]));
 		json_object_array_add(buckets, b);
 	}
 	json_object_object_add(o, "buckets", buckets);
