@@ -662,6 +662,8 @@ static int create_kvm_vm(struct machine *m, char *err, size_t errlen)
 		if (r)
 			return r;
 	}
+	/* Only the first boot's vCPUs get saved state: a reboot sets them up afresh. */
+	m->vcpu_env.state_follows = false;
 	/*
 	 * Which MSRs a saved vCPU holds, probed once at the first boot while no
 	 * vCPU runs: done at the first save it would lengthen a migration's
