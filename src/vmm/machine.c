@@ -727,11 +727,22 @@ static int incoming_once(struct machine *m, char *err, size_t errlen)
 	r = create_kvm_vm(m, err, errlen);
 	if (r)
 		return r;
+	/*
+	 * The vCPU threads wait parked from the start: each loads its own
+	 * state when it comes (in parallel), and GO only has to let them go.
+	 */
+	r = vcpus_start_parked(m->vcpus, m->nr_vcpus_created, 5000);
+	if (r)
+		FAIL(-r, "cannot start the vCPU threads: %s", strerror(-r));
+	m->boots++;
+	r = resources_pin(m, err, errlen);
+	if (r)
+		return r;
 	r = migration_receive(m, m->incoming_fd, why, sizeof(why));
 	if (!r) {
 		/* GO came: the source will not run again, so the devices may. */
 		machine_start_devices(m);
-		r = start_vcpus(m, why, sizeof(why));
+		vcpus_resume(m->vcpus, m->nr_vcpus_created);
 	}
 	if (!r)
 		r = mig_send(m->incoming_fd, MIG_RUNNING, NULL, 0);
