@@ -327,11 +327,18 @@ static int precopy(struct migration *mg, struct machine *m, uint64_t *bitmap, ch
 		mg->p.expected_downtime_ms = expected;
 		last = expected <= mg->max_downtime_ms || mg->p.rounds >= MIG_MAX_ROUNDS;
 		pthread_mutex_unlock(&mg->lock);
-		if (last)
-			return 0;
 		t0 = now_ms();
 		sent0 = bytes_sent(mg);
 		r = send_dirty(mg, m, bitmap);
+		/*
+		 * The pages that fit the downtime still go while the guest runs:
+		 * what is left for the pause is only what it dirties meanwhile,
+		 * a short round's worth (next to nothing for an idle guest).
+		 */
+		if (last && !r) {
+			memset(bitmap, 0, (m->ram.size / MIG_PAGE / 64 + 1) * 8);
+			return 0;
+		}
 	}
 }
 
@@ -389,9 +396,8 @@ static void *migration_thread(void *arg)
 	}
 	t[T_PAUSED] = now_us();
 	/*
-	 * The last pre-copy round found pages dirty without sending them (it
-	 * decided they fit the downtime): they go now, with what was dirtied
-	 * since.
+	 * What the guest dirtied since the last pre-copy round took the log
+	 * (that round sent, while it ran, what it had found).
 	 */
 	{
 		uint64_t words = m->ram.size / MIG_PAGE / 64 + 1, *more = calloc(words, 8);
