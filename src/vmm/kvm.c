@@ -235,10 +235,7 @@ int kvm_use_vm(struct kvm *kvm, int vm_fd, char *err, size_t errlen)
 	int r;
 
 	/* Published only now, complete, for devices registering fast paths meanwhile. */
-	pthread_mutex_lock(&kvm->fastpath_lock);
-	kvm->vm_fd = vm_fd;
-	pthread_mutex_unlock(&kvm->fastpath_lock);
-	r = kvm_fastpath_replay(kvm);
+	r = kvm_fastpath_publish(kvm, vm_fd);
 	if (r)
 		FAIL(-r, "cannot give the devices' irqfds and ioeventfds to KVM: %s", strerror(-r));
 	return 0;

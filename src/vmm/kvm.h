@@ -87,7 +87,8 @@ bool kvm_has_msr(const struct kvm *kvm, uint32_t index);
 
 /* kvm_irq.c: the irqfd/ioeventfd providers, and their replay into a new VM. */
 void kvm_fastpath_init(struct kvm *kvm);
-int kvm_fastpath_replay(struct kvm *kvm);
+/* Makes vm_fd the VM of kvm and binds every route and ioeventfd registered so far to it. */
+int kvm_fastpath_publish(struct kvm *kvm, int vm_fd);
 void kvm_fastpath_destroy(struct kvm *kvm);
 
 #endif

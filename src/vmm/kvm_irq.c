@@ -242,11 +242,16 @@ void kvm_fastpath_init(struct kvm *kvm)
 	kvm->ioevents.del = ioevent_del;
 }
 
-int kvm_fastpath_replay(struct kvm *kvm)
+int kvm_fastpath_publish(struct kvm *kvm, int vm_fd)
 {
 	int r;
 
+	/*
+	 * One hold of the lock: a device registering between publishing the fd
+	 * and the replay would be bound twice (KVM_IOEVENTFD answers EEXIST).
+	 */
 	pthread_mutex_lock(&kvm->fastpath_lock);
+	kvm->vm_fd = vm_fd;
 	r = kvm->nr_routes ? push_routes(kvm) : 0;
 	for (unsigned i = 0; !r && i < kvm->nr_routes; i++)
 		r = bind_irqfd(kvm, &kvm->routes[i], true);

@@ -662,6 +662,8 @@ static int create_kvm_vm(struct machine *m, char *err, size_t errlen)
 		if (r)
 			return r;
 	}
+	/* Only the first boot's vCPUs get saved state: a reboot sets them up afresh. */
+	m->vcpu_env.state_follows = false;
 	/*
 	 * Which MSRs a saved vCPU holds, probed once at the first boot while no
 	 * vCPU runs: done at the first save it would lengthen a migration's
@@ -725,11 +727,22 @@ static int incoming_once(struct machine *m, char *err, size_t errlen)
 	r = create_kvm_vm(m, err, errlen);
 	if (r)
 		return r;
+	/*
+	 * The vCPU threads wait parked from the start: each loads its own
+	 * state when it comes (in parallel), and GO only has to let them go.
+	 */
+	r = vcpus_start_parked(m->vcpus, m->nr_vcpus_created, 5000);
+	if (r)
+		FAIL(-r, "cannot start the vCPU threads: %s", strerror(-r));
+	m->boots++;
+	r = resources_pin(m, err, errlen);
+	if (r)
+		return r;
 	r = migration_receive(m, m->incoming_fd, why, sizeof(why));
 	if (!r) {
 		/* GO came: the source will not run again, so the devices may. */
 		machine_start_devices(m);
-		r = start_vcpus(m, why, sizeof(why));
+		vcpus_resume(m->vcpus, m->nr_vcpus_created);
 	}
 	if (!r)
 		r = mig_send(m->incoming_fd, MIG_RUNNING, NULL, 0);

@@ -31,12 +31,30 @@
 
 #define RUN_PAGES 256 /* pages per PAGES message: 1 MiB */
 
-static uint64_t now_ms(void)
+static uint64_t now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t now_ms(void)
+{
+	return now_us() / 1000;
+}
+
+/* When each step of the stop-and-copy ended, in µs: where the downtime goes. */
+enum { T_PAUSE, T_PAUSED, T_PAGES, T_SAVED, T_STATE_SENT, T_READY, T_RUNNING, T_STEPS };
+
+static void log_downtime_steps(const uint64_t *t, uint64_t pages, size_t state_len)
+{
+	log_info("migration downtime in steps (ms): pause %.1f, last %llu pages %.1f, state save %.1f "
+		 "(%zu KiB), state send %.1f, target load to READY %.1f, GO to RUNNING %.1f",
+		 (t[T_PAUSED] - t[T_PAUSE]) / 1e3, (unsigned long long)pages,
+		 (t[T_PAGES] - t[T_PAUSED]) / 1e3, (t[T_SAVED] - t[T_PAGES]) / 1e3, state_len >> 10,
+		 (t[T_STATE_SENT] - t[T_SAVED]) / 1e3, (t[T_READY] - t[T_STATE_SENT]) / 1e3,
+		 (t[T_RUNNING] - t[T_READY]) / 1e3);
 }
 
 static void set_error(struct migration *mg, enum mig_status st, const char *what, const char *after)
@@ -309,11 +327,18 @@ static int precopy(struct migration *mg, struct machine *m, uint64_t *bitmap, ch
 		mg->p.expected_downtime_ms = expected;
 		last = expected <= mg->max_downtime_ms || mg->p.rounds >= MIG_MAX_ROUNDS;
 		pthread_mutex_unlock(&mg->lock);
-		if (last)
-			return 0;
 		t0 = now_ms();
 		sent0 = bytes_sent(mg);
 		r = send_dirty(mg, m, bitmap);
+		/*
+		 * The pages that fit the downtime still go while the guest runs:
+		 * what is left for the pause is only what it dirties meanwhile,
+		 * a short round's worth (next to nothing for an idle guest).
+		 */
+		if (last && !r) {
+			memset(bitmap, 0, (m->ram.size / MIG_PAGE / 64 + 1) * 8);
+			return 0;
+		}
 	}
 }
 
@@ -321,7 +346,8 @@ static void *migration_thread(void *arg)
 {
 	struct machine *m = arg;
 	struct migration *mg = m->migration;
-	uint64_t *bitmap = calloc(m->ram.size / MIG_PAGE / 64 + 1, 8), dirty, t_start = now_ms(), t_pause = 0;
+	uint64_t *bitmap = calloc(m->ram.size / MIG_PAGE / 64 + 1, 8), dirty = 0, t_start = now_ms();
+	uint64_t t[T_STEPS] = { 0 }, last_pages = 0;
 	bool was_paused = mg->was_paused, sent_go = false;
 	struct state_writer w;
 	char err[600] = "";
@@ -360,7 +386,7 @@ static void *migration_thread(void *arg)
 		goto fail;
 
 	set_phase(mg, "stop-and-copy");
-	t_pause = now_ms();
+	t[T_PAUSE] = now_us();
 	if (!was_paused) {
 		r = main_call(&m->main_call, main_pause, NULL);
 		if (r) {
@@ -368,25 +394,30 @@ static void *migration_thread(void *arg)
 			goto fail;
 		}
 	}
+	t[T_PAUSED] = now_us();
 	/*
-	 * The last pre-copy round found pages dirty without sending them (it
-	 * decided they fit the downtime): they go now, with what was dirtied
-	 * since.
+	 * What the guest dirtied since the last pre-copy round took the log
+	 * (that round sent, while it ran, what it had found).
 	 */
 	{
 		uint64_t words = m->ram.size / MIG_PAGE / 64 + 1, *more = calloc(words, 8);
 
 		r = more ? get_dirty(m, more, &dirty) : -ENOMEM;
-		for (uint64_t i = 0; !r && i < words; i++)
+		for (uint64_t i = 0; !r && i < words; i++) {
 			bitmap[i] |= more[i];
+			last_pages += (uint64_t)__builtin_popcountll(bitmap[i]);
+		}
 		free(more);
 	}
 	if (!r)
 		r = send_dirty(mg, m, bitmap);
+	t[T_PAGES] = now_us();
 	if (!r)
 		r = main_call(&m->main_call, main_save, &w);
+	t[T_SAVED] = now_us();
 	if (!r)
 		r = mig_send(mg->fd, MIG_STATE, w.buf, w.len);
+	t[T_STATE_SENT] = now_us();
 	if (r) {
 		snprintf(err, sizeof(err), "%s", r == -ECANCELED ? "cancelled" : strerror(-r));
 		goto fail;
@@ -395,6 +426,7 @@ static void *migration_thread(void *arg)
 	r = expect(mg, MIG_READY, err, sizeof(err));
 	if (r)
 		goto fail;
+	t[T_READY] = now_us();
 	/* From here on the VM is the target's: a cancel is too late. */
 	atomic_store(&mg->committed, true);
 	r = mig_send(mg->fd, MIG_GO, NULL, 0);
@@ -403,14 +435,16 @@ static void *migration_thread(void *arg)
 		r = expect(mg, MIG_RUNNING, err, sizeof(err));
 	if (r)
 		goto fail;
+	t[T_RUNNING] = now_us();
 	pthread_mutex_lock(&mg->lock);
 	mg->p.status = MIG_COMPLETED;
-	mg->p.downtime_ms = now_ms() - t_pause;
+	mg->p.downtime_ms = (t[T_RUNNING] - t[T_PAUSE]) / 1000;
 	mg->p.total_ms = now_ms() - t_start;
 	log_info("migrated to %s: %u rounds, %llu MiB sent, downtime %llu ms, total %llu ms", mg->uri,
 		 mg->p.rounds, (unsigned long long)(mg->p.bytes_sent >> 20),
 		 (unsigned long long)mg->p.downtime_ms, (unsigned long long)mg->p.total_ms);
 	pthread_mutex_unlock(&mg->lock);
+	log_downtime_steps(t, last_pages, w.len);
 	main_call(&m->main_call, main_done, NULL);
 	goto out;
 fail:

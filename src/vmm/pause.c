@@ -45,6 +45,14 @@ static void resume_devices(struct machine *m)
 	}
 }
 
+static int kvmclock_stopped(struct vcpu *v, void *arg)
+{
+	/* EINVAL: this vCPU's guest has not enabled kvmclock; nothing to tell. */
+	if (ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
+		log_warn("vCPU %u: KVM_KVMCLOCK_CTRL failed: %s", v->index, strerror(errno));
+	return 0;
+}
+
 int machine_pause(struct machine *m, char *err, size_t errlen)
 {
 	struct timespec now;
@@ -57,11 +65,8 @@ int machine_pause(struct machine *m, char *err, size_t errlen)
 		snprintf(err, errlen, "the vCPUs did not stop within %u ms", PAUSE_TIMEOUT_MS);
 		return r;
 	}
-	for (unsigned i = 0; i < m->nr_vcpus_created; i++) {
-		/* EINVAL: this vCPU's guest has not enabled kvmclock; nothing to tell. */
-		if (ioctl(m->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
-			log_warn("vCPU %u: KVM_KVMCLOCK_CTRL failed: %s", i, strerror(errno));
-	}
+	/* On the parked threads, all at once: a pause is on a migration's downtime. */
+	vcpus_run_parked(m->vcpus, m->nr_vcpus_created, kvmclock_stopped, NULL);
 	memset(&m->paused_clock, 0, sizeof(m->paused_clock));
 	if (ioctl(m->kvm.vm_fd, KVM_GET_CLOCK, &m->paused_clock) < 0) {
 		r = -errno;

@@ -382,20 +382,42 @@ static bool handle_exit(struct vcpu *v)
  * copies our data into the registers) and returns EINTR without entering
  * the guest; only then is the vCPU state whole.
  */
-static void park(struct vcpu *v)
+static void park(struct vcpu *v, bool entered)
 {
 	struct vcpu_park *p = &v->env->park;
 
+	/*
+	 * Nothing to complete for a thread that never entered the guest, or
+	 * whose KVM_RUN a signal ended (KVM_EXIT_INTR comes after KVM finished
+	 * any earlier exit): one KVM call less on a pause, a migration's
+	 * downtime. After an immediate exit exit_reason is stale, so at worst
+	 * the call is made for nothing.
+	 */
 	v->run->immediate_exit = 1;
-	if (ioctl(v->fd, KVM_RUN, 0) == 0)
+	if (entered && v->run->exit_reason != KVM_EXIT_INTR && ioctl(v->fd, KVM_RUN, 0) == 0)
 		log_warn("vCPU %u: KVM_RUN entered the guest despite immediate_exit", v->index);
 	pthread_mutex_lock(&p->lock);
 	v->parked = true;
 	p->nr_parked++;
 	atomic_fetch_add(&v->stats.pauses, 1);
 	pthread_cond_broadcast(&p->parked);
-	while (atomic_load(&v->pause) && !atomic_load(&v->stop))
+	/* Work handed over is always done, even when a stop comes meanwhile. */
+	while ((atomic_load(&v->pause) && !atomic_load(&v->stop)) || v->work) {
+		if (v->work) {
+			int (*fn)(struct vcpu *, void *) = v->work;
+			int r;
+
+			pthread_mutex_unlock(&p->lock);
+			r = fn(v, v->work_arg);
+			pthread_mutex_lock(&p->lock);
+			v->work_result = r;
+			v->work = NULL;
+			p->work_left--;
+			pthread_cond_broadcast(&p->parked);
+			continue;
+		}
 		pthread_cond_wait(&p->resume, &p->lock);
+	}
 	v->parked = false;
 	p->nr_parked--;
 	pthread_mutex_unlock(&p->lock);
@@ -406,6 +428,7 @@ static void park(struct vcpu *v)
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
+	bool entered = false;
 	char name[16];
 	sigset_t set;
 
@@ -419,9 +442,10 @@ static void *vcpu_thread(void *arg)
 
 	while (!atomic_load(&v->stop)) {
 		if (atomic_load(&v->pause)) {
-			park(v);
+			park(v, entered);
 			continue;
 		}
+		entered = true;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -535,6 +559,53 @@ void vcpus_resume(struct vcpu *vcpus, unsigned n)
 		atomic_store(&vcpus[i].pause, false);
 	pthread_cond_broadcast(&vcpus[0].env->park.resume);
 	pthread_mutex_unlock(&vcpus[0].env->park.lock);
+}
+
+int vcpus_start_parked(struct vcpu *vcpus, unsigned n, unsigned timeout_ms)
+{
+	for (unsigned i = 0; i < n; i++) {
+		int r;
+
+		atomic_store(&vcpus[i].pause, true);
+		r = vcpu_start(&vcpus[i]);
+		if (r)
+			return r;
+	}
+	return vcpus_pause(vcpus, n, timeout_ms);
+}
+
+int vcpus_run_parked(struct vcpu *vcpus, unsigned n, int (*fn)(struct vcpu *v, void *arg), void *arg)
+{
+	struct vcpu_park *p;
+	int r = 0;
+
+	if (!n)
+		return 0;
+	p = &vcpus[0].env->park;
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct vcpu *v = &vcpus[i];
+
+		v->work_handed = v->thread_started && v->parked && !v->ended;
+		if (v->work_handed) {
+			v->work = fn;
+			v->work_arg = arg;
+			p->work_left++;
+		}
+	}
+	pthread_cond_broadcast(&p->resume);
+	pthread_mutex_unlock(&p->lock);
+	/* Those without a parked thread meanwhile, here. */
+	for (unsigned i = 0; i < n; i++)
+		if (!vcpus[i].work_handed)
+			vcpus[i].work_result = fn(&vcpus[i], arg);
+	pthread_mutex_lock(&p->lock);
+	while (p->work_left)
+		pthread_cond_wait(&p->parked, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < n && !r; i++)
+		r = vcpus[i].work_result;
+	return r;
 }
 
 void vcpu_join(struct vcpu *v)

@@ -12,7 +12,10 @@
  * leaves KVM_RUN, runs KVM_RUN once more with immediate_exit so KVM
  * completes an I/O or MMIO read it had handed to us (the registers are
  * then whole, which snapshots need), and parks on a condition variable
- * without giving up its KVM vCPU. vcpus_resume() lets them all go. Exits it cannot handle (triple
+ * without giving up its KVM vCPU. vcpus_resume() lets them all go. A
+ * parked thread also runs work handed to it (vcpus_run_parked): saving or
+ * loading its own state, so a VM's vCPUs are saved and loaded in parallel
+ * (a migration's downtime). Exits it cannot handle (triple
  * fault, internal error, failed entry, unknown exit) log the registers and
  * report VM_STOP_CRASH.
  */
@@ -39,6 +42,7 @@ struct vcpu_park {
 	pthread_cond_t resume; /* parked threads wait here */
 	pthread_cond_t parked; /* vcpus_pause() waits here */
 	unsigned nr_parked;    /* threads parked, plus threads that ended */
+	unsigned work_left;    /* vcpus_run_parked(): parked threads still at their work */
 };
 
 /* What all vCPUs of a VM share. */
@@ -93,6 +97,11 @@ struct vcpu {
 	unsigned cpuid_nent; /* entries given to KVM_SET_CPUID2 (KVM_GET_CPUID2 needs the count) */
 	bool parked;  /* under env->park.lock */
 	bool ended;   /* under env->park.lock: the thread left its loop */
+	/* Work for the parked thread, under env->park.lock (vcpus_run_parked). */
+	int (*work)(struct vcpu *v, void *arg);
+	void *work_arg;
+	int work_result;
+	bool work_handed; /* the caller's own: this one went to the thread */
 	struct vcpu_stats stats;
 };
 
@@ -116,6 +125,18 @@ void vcpu_park_destroy(struct vcpu_park *p);
  */
 int vcpus_pause(struct vcpu *vcpus, unsigned n, unsigned timeout_ms);
 void vcpus_resume(struct vcpu *vcpus, unsigned n);
+/*
+ * Starts the n vCPUs' threads parked (they never enter the guest until
+ * vcpus_resume()); 0 once all are parked, or -errno.
+ */
+int vcpus_start_parked(struct vcpu *vcpus, unsigned n, unsigned timeout_ms);
+/*
+ * fn(v, arg) for each of the n vCPUs, on its own thread where that thread
+ * is parked (all at once), else on the caller's; returns when all are
+ * done: 0, or the first vCPU's error in vCPU order. The vCPUs must be
+ * paused (or not started).
+ */
+int vcpus_run_parked(struct vcpu *vcpus, unsigned n, int (*fn)(struct vcpu *v, void *arg), void *arg);
 
 /* Registers and segment state to the log (on crashes). */
 void vcpu_dump_regs(struct vcpu *v);

@@ -94,17 +94,17 @@ def migrate_a_guest_dirtying_memory_keeps_every_page_right():
     port = free_port()
     with target(port) as dst, source("m", cpus=1) as src:
         src.wait_line(lambda l: l == "pass 3 ok")
-        migrate(src, port, max_downtime_ms=50)
-        seen = None
-        deadline = time.time() + 60
-        while src.p.poll() is None and time.time() < deadline:
-            try:
-                st, r = src.request("GET", "/v1/vm/migration")
-            except ConnectionError:
-                break  # the source finished and exited meanwhile
-            if st == 200 and r["status"] == "active" and r["rounds"] >= 1:
-                seen = r
-            time.sleep(0.01)
+        # Held in round one by the proxy, so the progress is read while it runs.
+        px = Proxy(port, hold_after_bytes=4 << 20)
+        migrate(src, px.port, max_downtime_ms=50)
+        check(px.held.wait(30), "the migration never sent 4 MiB")
+        st, seen = src.request("GET", "/v1/vm/migration")
+        px.release()
+        check(st == 200 and seen["status"] == "active" and seen["phase"] == "precopy"
+              and seen["bytes_sent"] >= 4 << 20 and seen["rounds"] == 0, f"progress: {st} {seen}")
+        for key in ("dirty_rate_pages_per_s", "expected_downtime_ms", "bandwidth_bytes_per_s",
+                    "dirty_pages", "pages_sent", "max_downtime_ms"):
+            check(key in seen, f"progress lacks {key}: {seen}")
         rc = src.wait_exit()
         check(rc == 0, f"source exit {rc}: {src.stderr()!r}")
         # Three whole passes on the target, past the line the migration may have split.
@@ -114,10 +114,6 @@ def migrate_a_guest_dirtying_memory_keeps_every_page_right():
               f"a pass found a wrong page: {[l for l in passes if not l.endswith(' ok')]}")
         nums = [int(l.split()[1]) for l in passes]
         check(nums == list(range(1, len(nums) + 1)), f"passes not continuous: {nums}")
-        if seen is not None:
-            for key in ("rounds", "bytes_sent", "dirty_rate_pages_per_s", "expected_downtime_ms",
-                        "bandwidth_bytes_per_s", "phase"):
-                check(key in seen, f"progress lacks {key}: {seen}")
 
 
 def make_disk(mib=8):
@@ -183,13 +179,16 @@ class Proxy:
     source's message of that type would reach the target; drop_running closes
     both when the target's RUNNING comes (it never reaches the source)."""
 
-    def __init__(self, target_port, cut=None, cut_after_bytes=None, drop_running=False):
+    def __init__(self, target_port, cut=None, cut_after_bytes=None, drop_running=False,
+                 hold_after_bytes=None):
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(1)
         self.port = self.lsock.getsockname()[1]
         self.target_port, self.cut, self.cut_after = target_port, cut, cut_after_bytes
         self.drop_running = drop_running
+        # hold_after_bytes: forwarding stops there until release() (a migration held mid-way).
+        self.hold_after, self.held, self.gate = hold_after_bytes, threading.Event(), threading.Event()
         self.done = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -222,11 +221,17 @@ class Proxy:
                 typ, _, ln = struct.unpack("<IIQ", h)
                 if typ == self.cut or (self.cut_after is not None and sent >= self.cut_after):
                     break
+                if self.hold_after is not None and sent >= self.hold_after and not self.gate.is_set():
+                    self.held.set()
+                    self.gate.wait()
                 b.sendall(h + self._recv(a, ln))
                 sent += 16 + ln
         except (EOFError, OSError):
             pass
         self._close(a, b)
+
+    def release(self):
+        self.gate.set()
 
     def _back(self, a, b):
         try:

@@ -186,6 +186,27 @@ def a_restored_vm_can_be_snapshotted_and_restored_again():
 
 
 @test
+def a_restored_vm_boots_afresh_on_reset():
+    # The restore's vCPUs take CPUID and MSRs from the snapshot; a reset's
+    # new vCPUs must get the boot set-up again, or the guest cannot boot.
+    with restored(good_snapshot()) as v:
+        v.wait_line(lambda l: l.startswith("count "))
+        check(v.counts()[0] > 0, f"the restored count starts at {v.counts()[0]}")
+        st, r = v.request("POST", "/v1/vm/reset")
+        check(st == 202, f"reset: {st} {r}")
+        v.wait_line(lambda l: l == "count 0", timeout=30)  # the guest booted again
+        v.wait_count(3)
+        st, r = v.request("GET", "/v1/vm")
+        check(r["state"] == "running", f"after the reset: {r}")
+        d = os.path.join(WORK, "after-reset")
+        take_snapshot(v, d)
+    for cpu in ("vcpu/0", "vcpu/1"):
+        body = section(d, cpu)
+        nent = struct.unpack_from("<I", body, 8)[0]  # after the APIC ID and TSC kHz
+        check(nent > 0, f"{cpu} has no CPUID after the reset: its boot set-up was skipped")
+
+
+@test
 def snapshot_requests_that_cannot_be_done_are_refused():
     d = good_snapshot()
     with vm(cpus=1) as v:
@@ -214,6 +235,23 @@ def rewrite_state(d, fn):
     struct.pack_into("<I", h, 24, zlib.crc32(payload))
     struct.pack_into("<I", h, 60, zlib.crc32(bytes(h[:60])))
     open(p, "wb").write(bytes(h) + bytes(payload))
+
+
+def sections(d):
+    """{tag: body} of a snapshot's state file."""
+    payload, pos, out = open(os.path.join(d, "state"), "rb").read()[64:], 0, {}
+    while pos < len(payload):
+        n = struct.unpack_from("<H", payload, pos)[0]
+        ln = struct.unpack_from("<I", payload, pos + 6 + n)[0]
+        out[payload[pos + 2:pos + 2 + n].decode()] = payload[pos + 10 + n:pos + 10 + n + ln]
+        pos += 10 + n + ln
+    return out
+
+
+def section(d, tag):
+    got = sections(d)
+    check(tag in got, f"no section {tag} in {sorted(got)}")
+    return got[tag]
 
 
 def bump_section_version(tag, version):
