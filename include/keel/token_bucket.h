@@ -85,8 +85,8 @@ struct rate_ticket {
  * The default burst: what the bucket earns while the device waits for its
  * timer beyond its size is lost, so the bucket must outlast a late wake-up.
  * In the lab's loaded emulated host a 500 IOPS limit with a 10 ms bucket
- * gave 305-380 IOPS; with 100 ms (QEMU's default share, avg / 10) and
- * more, 464-504 (tests/lab qos-disk-iops).
+ * gave 305-380 IOPS, with 100 ms (QEMU's default share, avg / 10) 438-464,
+ * with 200 ms 483-504 (tests/lab qos-disk-iops).
  */
 #define RATE_LIMIT_DEFAULT_BURST_NS (100 * 1000 * 1000ULL)
 /* The peak bucket holds this much of the peak rate: requests at the peak are paced in 10 ms steps. */
