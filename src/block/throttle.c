@@ -36,19 +36,32 @@ static uint64_t *field_of(struct rate_limit_params *p, enum blk_limit_field f)
 	return f == BLK_FIELD_AVERAGE ? &p->average : f == BLK_FIELD_BURST ? &p->burst : &p->peak;
 }
 
-int blk_limit_check_value(enum blk_limit l, enum blk_limit_field f, uint64_t v, const char *what,
-			  char *err, size_t errlen)
+static uint64_t limit_max(enum blk_limit l, enum blk_limit_field f)
 {
-	uint64_t max = blk_limit_is_bytes(l) ? BLK_LIMIT_MAX_BYTES
-		       : f == BLK_FIELD_BURST ? BLK_LIMIT_MAX_OPS_BURST : BLK_LIMIT_MAX_IOPS;
+	return blk_limit_is_bytes(l) ? BLK_LIMIT_MAX_BYTES
+	       : f == BLK_FIELD_BURST ? BLK_LIMIT_MAX_OPS_BURST : BLK_LIMIT_MAX_IOPS;
+}
 
-	if (v <= max)
-		return 0;
-	snprintf(err, errlen, "%s: %s%s %" PRIu64 " is absurd: at most %" PRIu64 "%s", what,
-		 names[l], field_suffix[f], v, max,
+/* "iops 99999999 is absurd: ...", the value as the user wrote it (shown). */
+static int absurd(enum blk_limit l, enum blk_limit_field f, const char *shown, const char *what,
+		  char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s%s %s is absurd: at most %" PRIu64 "%s", what, names[l],
+		 field_suffix[f], shown, limit_max(l, f),
 		 f == BLK_FIELD_BURST ? (blk_limit_is_bytes(l) ? " bytes" : " operations")
 				      : (blk_limit_is_bytes(l) ? " bytes per second" : " per second"));
 	return -EINVAL;
+}
+
+int blk_limit_check_value(enum blk_limit l, enum blk_limit_field f, uint64_t v, const char *what,
+			  char *err, size_t errlen)
+{
+	char shown[24];
+
+	if (v <= limit_max(l, f))
+		return 0;
+	snprintf(shown, sizeof(shown), "%" PRIu64, v);
+	return absurd(l, f, shown, what, err, errlen);
 }
 
 int blk_limits_parse_key(struct blk_limits *lim, const char *what, const char *key,
@@ -78,8 +91,8 @@ int blk_limits_parse_key(struct blk_limits *lim, const char *what, const char *k
 						       : "a whole number of operations");
 			return -EINVAL;
 		}
-		if (r == -ERANGE)
-			v = UINT64_MAX;
+		if (r == -ERANGE) /* beyond 64 bits: name it as written */
+			return absurd(l, f, val, what, err, errlen);
 		r = blk_limit_check_value(l, f, v, what, err, errlen);
 		if (r)
 			return r;

@@ -42,17 +42,29 @@ static int parse_bits(const char *s, uint64_t *out)
 	return 0;
 }
 
+static uint64_t limit_max(const char *field)
+{
+	return !strcmp(field, "burst") ? NET_LIMIT_MAX_BURST : NET_LIMIT_MAX_BITS;
+}
+
+/* "tx-average 2000000000000 is absurd: ...", the value as shown. */
+static int absurd(enum net_dir d, const char *field, const char *shown, const char *what,
+		  char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s-%s %s is absurd: at most %" PRIu64 "%s", what, dir_names[d],
+		 field, shown, limit_max(field), !strcmp(field, "burst") ? " bytes" : " bit/s");
+	return -EINVAL;
+}
+
 int net_limit_check_value(enum net_dir d, const char *field, uint64_t v, const char *what,
 			  char *err, size_t errlen)
 {
-	bool burst = !strcmp(field, "burst");
-	uint64_t max = burst ? NET_LIMIT_MAX_BURST : NET_LIMIT_MAX_BITS;
+	char shown[24];
 
-	if (v <= max)
+	if (v <= limit_max(field))
 		return 0;
-	snprintf(err, errlen, "%s: %s-%s %" PRIu64 " is absurd: at most %" PRIu64 "%s", what,
-		 dir_names[d], field, v, max, burst ? " bytes" : " bit/s");
-	return -EINVAL;
+	snprintf(shown, sizeof(shown), "%" PRIu64, v);
+	return absurd(d, field, shown, what, err, errlen);
 }
 
 int net_limits_parse_key(struct net_limits *lim, const char *what, const char *key,
@@ -85,8 +97,8 @@ int net_limits_parse_key(struct net_limits *lim, const char *what, const char *k
 					       : "a rate in bit/s (examples: 500k, 50M, 1G)");
 				return -EINVAL;
 			}
-			if (r == -ERANGE)
-				v = UINT64_MAX;
+			if (r == -ERANGE) /* beyond 64 bits: name it as written */
+				return absurd(d, fields[f], val, what, err, errlen);
 			r = net_limit_check_value(d, fields[f], v, what, err, errlen);
 			if (r)
 				return r;

@@ -112,29 +112,29 @@ uint64_t tb_level(struct token_bucket *tb, uint64_t now_ns)
 	return tb->earned > tb->consumed ? tb->earned - tb->consumed : 0;
 }
 
-/* 10 ms of a rate, at least one token. */
-static uint64_t window(uint64_t rate)
+/* `ns` of a rate, at least one token. */
+static uint64_t window(uint64_t rate, uint64_t ns)
 {
-	return MAX(rate / (TB_NS_PER_S / RATE_LIMIT_WINDOW_NS), 1ULL);
+	return MAX(rate / (TB_NS_PER_S / ns), 1ULL);
 }
 
 static uint64_t avg_capacity(const struct rate_limit_params *p)
 {
-	return p->burst ? p->burst : window(p->average);
+	return p->burst ? p->burst : window(p->average, RATE_LIMIT_DEFAULT_BURST_NS);
 }
 
 void rate_limit_init(struct rate_limit *rl, const struct rate_limit_params *p, uint64_t now_ns)
 {
 	rl->p = p->average ? *p : (struct rate_limit_params){ 0 };
 	tb_init(&rl->avg, rl->p.average, avg_capacity(&rl->p), now_ns);
-	tb_init(&rl->peak, rl->p.peak, window(rl->p.peak), now_ns);
+	tb_init(&rl->peak, rl->p.peak, window(rl->p.peak, RATE_LIMIT_WINDOW_NS), now_ns);
 }
 
 void rate_limit_set(struct rate_limit *rl, const struct rate_limit_params *p, uint64_t now_ns)
 {
 	rl->p = p->average ? *p : (struct rate_limit_params){ 0 };
 	tb_set(&rl->avg, rl->p.average, avg_capacity(&rl->p), now_ns);
-	tb_set(&rl->peak, rl->p.peak, window(rl->p.peak), now_ns);
+	tb_set(&rl->peak, rl->p.peak, window(rl->p.peak, RATE_LIMIT_WINDOW_NS), now_ns);
 }
 
 void rate_limit_reserve(struct rate_limit *rl, uint64_t cost, uint64_t now_ns,

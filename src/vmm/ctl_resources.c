@@ -115,8 +115,8 @@ static int disk_family(const char *key)
 	return -1;
 }
 
-/* KEY=VALUE words into the disk limits they name, added to body. */
-static int disk_body(json_object *body, int argc, char **argv)
+/* KEY=VALUE words into the disk limits they name, added to body; cmd names them in errors. */
+static int disk_body(json_object *body, const char *cmd, int argc, char **argv)
 {
 	struct blk_limits lim = { 0 };
 	bool named[BLK_LIMIT_COUNT] = { false };
@@ -133,11 +133,11 @@ static int disk_body(json_object *body, int argc, char **argv)
 		if (l < 0)
 			return usage_error("'%s' is not a disk limit (iops, iops-rd, iops-wr, bw, bw-rd, "
 					   "bw-wr, each also -burst or -peak)", key);
-		if (blk_limits_parse_key(&lim, "qos", key, eq + 1, err, sizeof(err)) < 0)
+		if (blk_limits_parse_key(&lim, cmd, key, eq + 1, err, sizeof(err)) < 0)
 			return ctl_usage_error(err);
 		named[l] = true;
 	}
-	if (blk_limits_check(&lim, "qos", err, sizeof(err)))
+	if (blk_limits_check(&lim, cmd, err, sizeof(err)))
 		return ctl_usage_error(err);
 	for (unsigned l = 0; l < BLK_LIMIT_COUNT; l++)
 		if (named[l])
@@ -185,16 +185,22 @@ static int qos_command(struct ctl *c, int argc, char **argv)
 	uint64_t n = 0;
 	int rc;
 
-	if (argc < 3 || (strcmp(cmd, "qos-group") && index_arg(argv[1], &n))) {
+	if (argc < 3) {
 		json_object_put(b);
 		return usage_error("%s: give the object and at least one limit", cmd);
+	}
+	if (strcmp(cmd, "qos-group") && index_arg(argv[1], &n)) {
+		json_object_put(b);
+		return usage_error("%s: '%s' is not a %s number (0, 1, ...)", cmd, argv[1],
+				   strcmp(cmd, "qos-net") ? "disk" : "NIC");
 	}
 	if (!strcmp(cmd, "qos-group"))
 		json_object_object_add(b, "group", json_object_new_string(argv[1]));
 	else
 		json_object_object_add(b, !strcmp(cmd, "qos-net") ? "net" : "disk",
 				       json_object_new_uint64(n));
-	rc = !strcmp(cmd, "qos-net") ? net_body(b, argc - 2, argv + 2) : disk_body(b, argc - 2, argv + 2);
+	rc = !strcmp(cmd, "qos-net") ? net_body(b, argc - 2, argv + 2)
+					: disk_body(b, cmd, argc - 2, argv + 2);
 	if (rc != CTL_OK) {
 		json_object_put(b);
 		return rc;

@@ -142,6 +142,21 @@ def disk_limits_negative_or_absurd():
     refuses(["--disk-group", "iops=5"], "--disk-group: name=NAME is required")
     refuses(["--disk-group", "name=a/b"], "--disk-group: name 'a/b': use 1 to 31 letters, digits, '.', '_' or '-'")
     refuses(["--disk-group", "name=db,iops=-1"], "--disk-group: iops -1: a limit cannot be negative")
+    refuses(["--disk-group", "name=db,iops-wr=-3"], "--disk-group: iops-wr -3: a limit cannot be negative")
+    refuses(["--disk-group", "name=db,bw=5T"],
+            "--disk-group: bw 5497558138880 is absurd: at most 1099511627776 bytes per second")
+    refuses(["--disk", d + ",bw=-0"], "--disk: bw -0: a limit cannot be negative")
+    refuses(["--disk", d + ",bw-rd=2T"],
+            "--disk: bw-rd 2199023255552 is absurd: at most 1099511627776 bytes per second")
+    refuses(["--disk", d + ",iops=10,iops-peak=20000000"],
+            "--disk: iops-peak 20000000 is absurd: at most 10000000 per second")
+    # Beyond 64 bits: named as written, not as a clamped number.
+    refuses(["--disk", d + ",iops=99999999999999999999999"],
+            "--disk: iops 99999999999999999999999 is absurd: at most 10000000 per second")
+    refuses(["--disk", d + ",bw=99999999999999999999G"],
+            "--disk: bw 99999999999999999999G is absurd: at most 1099511627776 bytes per second")
+    refuses(["--disk", d + ",iops=1.5"], "--disk: iops '1.5' is not a whole number of operations")
+    refuses(["--disk", d + ",bw=abc"], "--disk: bw 'abc' is not a number of bytes (examples: 500K, 10M)")
 
 
 @test
@@ -154,6 +169,39 @@ def nic_shaping_negative_or_absurd():
     refuses(["--net", "tap=kq0,rx-burst=1M"], "--net: rx-burst needs rx-average as well")
     refuses(["--net", "tap=kq0,tx-average=fast"],
             "--net: tx-average 'fast' is not a rate in bit/s (examples: 500k, 50M, 1G)")
+    refuses(["--net", "tap=kq0,tx-average=50M,tx-burst=-1"], "--net: tx-burst -1: a limit cannot be negative")
+    refuses(["--net", "tap=kq0,rx-average=50M,rx-peak=-1"], "--net: rx-peak -1: a limit cannot be negative")
+    refuses(["--net", "tap=kq0,tx-average=50M,tx-burst=100G"],
+            "--net: tx-burst 107374182400 is absurd: at most 68719476736 bytes")
+    refuses(["--net", "tap=kq0,tx-average=99999999999999999999999"],
+            "--net: tx-average 99999999999999999999999 is absurd: at most 1000000000000 bit/s")
+    refuses(["--net", "tap=kq0,tx-average=0,tx-peak=5M"], "--net: tx-peak needs tx-average as well")
+
+
+@test
+def runtime_limits_negative_or_absurd():
+    """keel-vmm ctl checks limits before it asks the VM: exit 2, one line."""
+    sock = "/nonexistent/keel-qos.sock"
+
+    def ctl_refuses(args, message):
+        expect_error([VMM, "ctl", sock, *args],
+                     r"keel-vmm ctl: " + re.escape(message) + r" \(see keel-vmm ctl --help\)", code=2)
+
+    ctl_refuses(["qos-disk", "0", "iops=-5"], "qos-disk: iops -5: a limit cannot be negative")
+    ctl_refuses(["qos-disk", "0", "iops=99999999"],
+                "qos-disk: iops 99999999 is absurd: at most 10000000 per second")
+    ctl_refuses(["qos-disk", "0", "iops=500", "iops-peak=10"],
+                "qos-disk: iops-peak 10 is below iops 500 (the peak is the fastest rate, the average "
+                "the long-run one)")
+    ctl_refuses(["qos-group", "db", "bw=-1"], "qos-group: bw -1: a limit cannot be negative")
+    ctl_refuses(["qos-net", "0", "tx-average=-1M"], "qos-net: tx-average -1M: a limit cannot be negative")
+    ctl_refuses(["qos-net", "0", "rx-average=1M", "rx-burst=100G"],
+                "qos-net: rx-burst 107374182400 is absurd: at most 68719476736 bytes")
+    ctl_refuses(["qos-net", "0", "tx-peak=5M"], "qos-net: tx-peak needs tx-average as well")
+    ctl_refuses(["qos-disk", "x", "iops=5"], "qos-disk: 'x' is not a disk number (0, 1, ...)")
+    ctl_refuses(["qos-disk", "0", "speed=5"],
+                "'speed' is not a disk limit (iops, iops-rd, iops-wr, bw, bw-rd, bw-wr, each also "
+                "-burst or -peak)")
 
 
 @test

@@ -244,7 +244,7 @@ KTEST(blk_limit_options)
 	KCHECK_STR(parse_error("path=/x,bw=2T"),
 		   "--disk: bw 2199023255552 is absurd: at most 1099511627776 bytes per second");
 	KCHECK_STR(parse_error("path=/x,iops=99999999999999999999999"),
-		   "--disk: iops 18446744073709551615 is absurd: at most 10000000 per second");
+		   "--disk: iops 99999999999999999999999 is absurd: at most 10000000 per second");
 	KCHECK_STR(parse_error("path=/x,iops=fast"),
 		   "--disk: iops 'fast' is not a whole number of operations");
 	KCHECK_STR(parse_error("path=/x,bw-rd=lots"),

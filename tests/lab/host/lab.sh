@@ -130,6 +130,10 @@ vmm_start() {
 # serial and queue count; virtio-net-pci on the same tap (no vhost; no option
 # ROM, which the guest does not need); virtio-rng-pci fed by /dev/urandom.
 # keel's aio=sync has no QEMU counterpart: QEMU gets threads, its nearest.
+# A disk's average limits (iops, iops-rd, iops-wr, bw, bw-rd, bw-wr) become
+# QEMU's throttling.iops-total, -read, -write and throttling.bps-*; their
+# bursts and peaks have no exact counterpart (QEMU's -max is a rate held for
+# -max-length seconds) and are refused.
 vmm_qemu_devices() {
 	_qn=0
 	while [ $# -gt 0 ]; do
@@ -137,20 +141,27 @@ vmm_qemu_devices() {
 		--disk)
 			echo "$2" | awk -F, -v n="$_qn" '
 			{
-				fmt = "raw"; cache = "writeback"; aio = "io_uring"; ro = ""; dev = ""
+				fmt = "raw"; cache = "writeback"; aio = "io_uring"; dopt = ""; dev = ""
+				throttle["iops"] = "iops-total"; throttle["iops-rd"] = "iops-read"; throttle["iops-wr"] = "iops-write"
+				throttle["bw"] = "bps-total"; throttle["bw-rd"] = "bps-read"; throttle["bw-wr"] = "bps-write"
 				for (i = 1; i <= NF; i++) {
 					k = $i; sub(/=.*/, "", k); v = substr($i, length(k) + 2)
 					if (k == "path") file = v
 					else if (k == "format") fmt = v
 					else if (k == "cache") cache = v
 					else if (k == "aio") aio = v
-					else if (k == "readonly") ro = (v == "on") ? ",readonly=on" : ""
+					else if (k == "readonly") dopt = dopt ((v == "on") ? ",readonly=on" : "")
 					else if (k == "serial") dev = dev ",serial=" v
 					else if (k == "queues") dev = dev ",num-queues=" v
+					else if (k in throttle) {
+						m = 1
+						if (v ~ /[KMG]$/) { m = (v ~ /K$/) ? 1024 : (v ~ /M$/) ? 1048576 : 1073741824; v = substr(v, 1, length(v) - 1) }
+						dopt = dopt ",throttling." throttle[k] "=" sprintf("%.0f", v * m)
+					}
 					else { print "--disk key " k " has no QEMU counterpart here"; exit 1 }
 				}
 				if (aio == "sync") aio = "threads"
-				printf " -drive if=none,id=disk%d,file=%s,format=%s,cache=%s,aio=%s%s", n, file, fmt, cache, aio, ro
+				printf " -drive if=none,id=disk%d,file=%s,format=%s,cache=%s,aio=%s%s", n, file, fmt, cache, aio, dopt
 				printf " -device virtio-blk-pci,drive=disk%d%s", n, dev
 			}' || return 1
 			shift
