@@ -47,19 +47,10 @@ static json_object *io_threads_json(void)
 
 	while (d && (e = readdir(d))) {
 		pid_t tid = (pid_t)atoi(e->d_name);
-		char path[64], name[32] = "";
+		char name[32];
 		json_object *o;
-		FILE *f;
 
-		if (tid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
-		f = fopen(path, "re");
-		if (f && fgets(name, sizeof(name), f))
-			name[strcspn(name, "\n")] = '\0';
-		if (f)
-			fclose(f);
-		if (!strncmp(name, "vcpu", 4) && strspn(name + 4, "0123456789") == strlen(name + 4))
+		if (tid <= 0 || vmm_thread_kind(tid, name, sizeof(name)) != VMM_THREAD_IO)
 			continue;
 		o = json_object_new_object();
 		json_object_object_add(o, "tid", json_object_new_int(tid));

@@ -173,23 +173,29 @@ int pin_vcpu(const struct pin_config *p, unsigned index, pthread_t thread, char 
 	return -r;
 }
 
-/* "vcpu" followed by digits only: a vCPU thread's name (vcpu.c). */
-static bool is_vcpu_thread(pid_t tid)
+enum vmm_thread_kind vmm_thread_kind(pid_t tid, char *comm, size_t len)
 {
-	char path[64], comm[32];
+	char path[64], name[32] = "";
 	FILE *f;
-	bool yes = false;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
 	f = fopen(path, "re");
-	if (f && fgets(comm, sizeof(comm), f)) {
-		comm[strcspn(comm, "\n")] = '\0';
-		yes = !strncmp(comm, "vcpu", 4) && comm[4] && strspn(comm + 4, "0123456789") ==
-								 strlen(comm + 4);
-	}
+	if (f && fgets(name, sizeof(name), f))
+		name[strcspn(name, "\n")] = '\0';
 	if (f)
 		fclose(f);
-	return yes;
+	if (comm)
+		snprintf(comm, len, "%s", name);
+	/* "vcpu" and digits only: vcpu.c names its threads so. */
+	if (!strncmp(name, "vcpu", 4) && name[4] && strspn(name + 4, "0123456789") == strlen(name + 4))
+		return VMM_THREAD_VCPU;
+	/*
+	 * KVM starts workers of its own inside the process (kvm-nx-lpage-recovery,
+	 * at the first KVM_RUN on recent kernels). Not ours to pin, nor I/O.
+	 */
+	if (!strncmp(name, "kvm-", 4))
+		return VMM_THREAD_KVM;
+	return VMM_THREAD_IO;
 }
 
 int pin_io_threads(const struct pin_config *p, char *err, size_t errlen)
@@ -206,7 +212,7 @@ int pin_io_threads(const struct pin_config *p, char *err, size_t errlen)
 	while ((e = readdir(d))) {
 		pid_t tid = (pid_t)atoi(e->d_name);
 
-		if (tid <= 0 || is_vcpu_thread(tid))
+		if (tid <= 0 || vmm_thread_kind(tid, NULL, 0) != VMM_THREAD_IO)
 			continue;
 		/* A thread that ended meanwhile is fine (ESRCH). */
 		if (sched_setaffinity(tid, sizeof(*set), set) < 0 && errno != ESRCH) {

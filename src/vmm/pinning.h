@@ -54,6 +54,10 @@ int pin_vcpu(const struct pin_config *p, unsigned index, pthread_t thread, char 
  */
 int pin_io_threads(const struct pin_config *p, char *err, size_t errlen);
 
+/* A thread of this process, by its name (copied to comm when given). */
+enum vmm_thread_kind { VMM_THREAD_IO, VMM_THREAD_VCPU, VMM_THREAD_KVM };
+enum vmm_thread_kind vmm_thread_kind(pid_t tid, char *comm, size_t len);
+
 /* "0-3,8" for a set (at least 16 bytes). */
 void pin_format(const cpu_set_t *set, char *out, size_t len);
 
