@@ -12,6 +12,7 @@
 
 #include "block_int.h"
 #include "keel/compiler.h"
+#include "keel/thread.h"
 
 #define MAX_WORKERS 16
 
@@ -94,7 +95,7 @@ static int threads_init(struct blk_queue *q, unsigned depth)
 	p->staged_tail = &p->staged;
 	q->engine_state = p;
 	for (; p->nr < want; p->nr++) {
-		int r = pthread_create(&p->threads[p->nr], NULL, worker, p);
+		int r = thread_create(&p->threads[p->nr], THREAD_STACK_IO, worker, p);
 
 		if (r) {
 			threads_fini(q);

@@ -14,6 +14,7 @@
 
 #include "keel/compiler.h"
 #include "keel/log.h"
+#include "keel/thread.h"
 #include "virtio/virtio.h"
 #include "virtio/virtio_int.h"
 
@@ -388,7 +389,7 @@ int virtio_dev_start(struct virtio_dev *vdev)
 
 	if (!vdev->own_thread)
 		return 0;
-	r = -pthread_create(&vdev->thread, NULL, io_thread, vdev);
+	r = -thread_create(&vdev->thread, THREAD_STACK_IO, io_thread, vdev);
 	if (r < 0)
 		log_error("%s: cannot start its I/O thread: %s", vdev->name, strerror(-r));
 	else

@@ -19,6 +19,7 @@
 #include "hw/uart_16550.h"
 #include "keel/compiler.h"
 #include "keel/log.h"
+#include "keel/thread.h"
 #include "pci/pci.h"
 #include "pci/pci_acpi.h"
 #include "pci/pci_state.h"
@@ -433,7 +434,7 @@ static void start_vm_prep(struct machine *m)
 		return; /* made when needed instead */
 	p->m = m;
 	p->fd = -1;
-	if (pthread_create(&p->thread, NULL, prepare_vm, p)) {
+	if (thread_create(&p->thread, THREAD_STACK_SMALL, prepare_vm, p)) {
 		free(p);
 		return;
 	}

@@ -24,6 +24,7 @@
 
 #include "keel/compiler.h"
 #include "keel/log.h"
+#include "keel/thread.h"
 #include "vmm/layout.h"
 #include "vmm/machine.h"
 #include "vmm/migration.h"
@@ -512,7 +513,7 @@ int migration_start(struct machine *m, const char *uri, uint64_t max_downtime_ms
 	mg->max_downtime_ms = max_downtime_ms;
 	mg->was_paused = m->paused;
 	mg->fd = -1;
-	r = pthread_create(&mg->thread, NULL, migration_thread, m);
+	r = thread_create(&mg->thread, THREAD_STACK_IO, migration_thread, m);
 	if (r) {
 		mg->p.status = MIG_FAILED;
 		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(r));

@@ -11,6 +11,7 @@
 
 #include "keel/compiler.h"
 #include "keel/log.h"
+#include "keel/thread.h"
 #include "vmm/layout.h"
 #include "vmm/vcpu.h"
 
@@ -467,14 +468,8 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *v)
 {
-	pthread_attr_t attr;
-	int r;
+	int r = thread_create(&v->thread, THREAD_STACK_SMALL, vcpu_thread, v);
 
-	/* A small stack: the loop needs little, and each MiB counts in VMM overhead. */
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 256 * KiB);
-	r = pthread_create(&v->thread, &attr, vcpu_thread, v);
-	pthread_attr_destroy(&attr);
 	if (r)
 		return -r;
 	v->thread_started = true;
