@@ -468,11 +468,17 @@ static unsigned run_callbacks(struct blk_queue *q)
 
 unsigned blk_queue_process(struct blk_queue *q)
 {
-	unsigned done = 0;
 	uint64_t v;
 
 	if (read(q->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return 0;
+	return blk_queue_poll(q);
+}
+
+unsigned blk_queue_poll(struct blk_queue *q)
+{
+	unsigned done = 0;
+
 	q->in_process = true;
 	for (;;) {
 		unsigned progress = dispatch_remote(q) + dispatch_submitted(q);

@@ -56,6 +56,11 @@ struct net_shaper {
 
 void net_shaper_init(struct net_shaper *s, const struct net_limits *lim, uint64_t now_ns);
 void net_shaper_set(struct net_shaper *s, const struct net_limits *lim, uint64_t now_ns);
+/* Whether direction d has a limit: without one, callers need not read the clock. */
+static inline bool net_shaper_active(const struct net_shaper *s, enum net_dir d)
+{
+	return rate_limit_active(&s->rl[d]);
+}
 void net_shaper_reserve(struct net_shaper *s, enum net_dir d, uint64_t frame_bytes,
 			uint64_t now_ns, struct rate_ticket *t);
 uint64_t net_shaper_wait_ns(struct net_shaper *s, enum net_dir d, const struct rate_ticket *t,

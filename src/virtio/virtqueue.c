@@ -281,8 +281,18 @@ void virtq_disable_kicks(struct virtq *vq)
 
 bool virtq_enable_kicks(struct virtq *vq)
 {
+	return virtq_enable_kicks_after(vq, 0);
+}
+
+bool virtq_enable_kicks_after(struct virtq *vq, uint16_t slack)
+{
 	if (!vq->ready || vq->broken)
 		return false;
+	if (slack && !vq->event_idx) {
+		/* No way to say "after n more": stay silent, the caller polls. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		return virtq_avail_pending(vq) != 0;
+	}
 	/*
 	 * With EVENT_IDX the driver kicks when its avail index passes
 	 * avail_event. Point it at the index the driver has reached, not at
@@ -291,7 +301,7 @@ bool virtq_enable_kicks(struct virtq *vq)
 	 * one, and a driver that is already past last_avail would not kick.
 	 */
 	if (vq->event_idx) {
-		store16(avail_event(vq), load16(&vq->avail[AVAIL_IDX]));
+		store16(avail_event(vq), (uint16_t)(load16(&vq->avail[AVAIL_IDX]) + slack));
 		mark_dirty(vq, avail_event(vq), 2);
 	} else {
 		store16(&vq->used[USED_FLAGS], 0);

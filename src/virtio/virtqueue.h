@@ -100,6 +100,13 @@ bool virtq_should_notify(struct virtq *vq);
  */
 void virtq_disable_kicks(struct virtq *vq);
 bool virtq_enable_kicks(struct virtq *vq);
+/*
+ * Like virtq_enable_kicks(), but the driver need kick only once it has made
+ * `slack` more chains available (EVENT_IDX; without it kicks stay off while
+ * slack is non-zero). For a device that looks at the ring anyway when a
+ * request in flight completes: it must, or chains could wait for ever.
+ */
+bool virtq_enable_kicks_after(struct virtq *vq, uint16_t slack);
 
 /* Copy helpers over an element's writable / readable buffers. */
 size_t virtio_iov_from_buf(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len);
