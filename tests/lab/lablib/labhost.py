@@ -45,7 +45,7 @@ SHARED_GIB = 4
 SHARED_SERIAL = "keel-lab-shared"
 MAIN_ADDR, PEER_ADDR, PEER_PORT = "10.0.9.1", "10.0.9.2", 7100
 HOST_MEMORY_MIB = PEER_MEMORY_MIB = 3072
-RESTARTS = 2  # fresh lab hosts after one died or hung, per run
+RESTARTS = 4  # fresh lab hosts after one died or hung, per run (each costs a host boot)
 # EPYC features TCG cannot emulate: QEMU drops them anyway, with a warning
 # each; asking without them keeps the logs (and make demo) quiet.
 TCG_MISSING = ",".join("-" + f for f in (
