@@ -31,16 +31,20 @@ lab_note() {
 }
 
 # --- starting a VMM ----------------------------------------------------
-# vmm_start VMM GUEST CPUS MEM_MIB [--no-reboot] [--quiet] [--raw]
+# vmm_start VMM GUEST CPUS MEM_MIB [--no-reboot] [--loud] [--raw]
 #           [--append ARGS] [--disk SPEC]... [--net SPEC]... [--rng] [--balloon]
 # Starts VMM (keel, qemu-microvm, qemu-q35) booting the lab's guest kernel
 # and initramfs, with the guest init running scenarios/GUEST.guest. Its
 # console (stdout and stderr) is timestamped line by line (lab_stamp) into
 # $VMM_LOG and echoed to our stdout; its stdin is a fifo that vmm_type
 # writes to. The first log line, "VMM-START",
-# is stamped just before the VMM is started. Sets VMM_PID. --quiet adds
-# "quiet" to the guest's command line, --append ARGS more (for the guest
-# script: /proc/cmdline); --raw logs and echoes the console without
+# is stamped just before the VMM is started. Sets VMM_PID. The guest
+# kernel is "quiet" (errors, warnings, oopses and stall reports still
+# print): every character on the serial console costs two VM exits, and the
+# emulated host's rare nested-SVM faults (tests/lab/README.md) strike while
+# a guest prints; --loud keeps its whole boot log (make demo). --append
+# ARGS adds more (for the guest script: /proc/cmdline); --raw logs and
+# echoes the console without
 # timestamps (make demo, where a person reads it).
 # --disk, --net and --rng take keel-vmm's syntax (keel-vmm --help; no
 # spaces or commas inside values) and give QEMU the equivalent virtio-pci
@@ -50,11 +54,11 @@ lab_note() {
 vmm_start() {
 	_vmm=$1 _guest=$2 _cpus=$3 _mem=$4
 	shift 4
-	_noreboot="" _quiet="" _stamp=lab_stamp _devs="" _append=""
+	_noreboot="" _quiet=1 _stamp=lab_stamp _devs="" _append=""
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--no-reboot) _noreboot=1 ;;
-		--quiet) _quiet=1 ;;
+		--loud) _quiet="" ;;
 		--raw) _stamp=cat ;;
 		--disk | --net)
 			[ $# -ge 2 ] || lab_fail "vmm_start: $1 needs a value"
@@ -216,6 +220,18 @@ lab_tap() {
 	[ -d "/sys/class/net/$1" ] && lab_tap_del "$1"
 	tunctl -t "$1" >/dev/null && brctl addif labbr0 "$1" && ifconfig "$1" up ||
 		lab_fail "cannot create tap $1 on labbr0"
+}
+
+# lab_ping ADDR: whether this host reaches ADDR within ~30 s. One lost
+# echo or a slow first ARP in the emulated host is not a failure; a guest
+# that never answers is.
+lab_ping() {
+	_n=10
+	while [ "$_n" -gt 0 ]; do
+		ping -c 1 -W 3 "$1" >/dev/null 2>&1 && return 0
+		_n=$((_n - 1))
+	done
+	return 1
 }
 
 lab_tap_del() {
