@@ -219,6 +219,23 @@ class ProtocolTest(unittest.TestCase):
         self.assertEqual(r.status["a"], (False, "a broke"))
         self.assertEqual([t[1] for t in r.retries], [1, 2])
 
+    def test_lab_host_cpus(self):
+        def cpus(needs, **kw):
+            s = scenarios.Scenario.__new__(scenarios.Scenario)
+            s.name, s.timeout, s.needs = "a", 300, set(needs)
+            return labhost.Run([s], "keel", **kw)._host_cpus()
+
+        old = os.environ.pop("KEEL_LAB_HOST_CPUS", None)
+        try:
+            self.assertEqual(cpus([]), 1)
+            self.assertEqual(cpus(["scratch"]), 1)
+            self.assertEqual(cpus(["numa"]), 2)
+            self.assertEqual(cpus(["smp"]), 2)
+            self.assertEqual(cpus([], host_cpus=2), 2)
+        finally:
+            if old is not None:
+                os.environ["KEEL_LAB_HOST_CPUS"] = old
+
     def test_no_second_attempt_on_hardware_virtualization(self):
         r = self.retried([{"a": False, "b": True}], direct=True)
         self.assertEqual(r.status["a"], (False, "a broke"))

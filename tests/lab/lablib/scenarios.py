@@ -8,7 +8,8 @@ sourced after host/lab.sh) with a header of "# key: value" lines:
                   peer (a second host on a network link, with a disk both
                   see: $LAB_SHARED_DEV; lab.sh's peer_run drives it),
                   numa (the emulated host gets two NUMA nodes, a CPU and
-                  half its memory each)
+                  half its memory each), smp (the emulated host gets two
+                  CPUs instead of one)
   guest-modules   guest kernel modules the guest init loads (dependencies
                   are added and ordered)
   guest-tools     programs from this machine (e.g. mke2fs fio) copied into
