@@ -169,9 +169,10 @@ static void write_stdout(struct console *con, const uint8_t *buf, size_t len)
 	}
 }
 
-void console_write(struct console *con, const uint8_t *buf, size_t len)
+/* Hands guest output to the backend: stdout, the pty or client, or the ring. */
+static void emit(struct console *con, const uint8_t *buf, size_t len)
 {
-	if (!con || !len)
+	if (!len)
 		return;
 	if (con->kind == BACKEND_STDIO) {
 		write_stdout(con, buf, len);
@@ -196,6 +197,73 @@ void console_write(struct console *con, const uint8_t *buf, size_t len)
 		}
 	}
 	pthread_mutex_unlock(&con->out_lock);
+}
+
+/* ---- holding output until its line ends ---------------------------- */
+/*
+ * The guest's 8250 driver writes its console one byte per THR write. Passed
+ * on as they come, each byte was a write(2) of its own and woke whoever
+ * reads the console (a terminal, a logger, a pipe) once per byte: for a
+ * boot log, tens of thousands of wake-ups. Output is held instead until a
+ * newline, until CONSOLE_HOLD_SIZE bytes gather, or until the loop's timer
+ * fires CONSOLE_HOLD_NS after the first held byte, so a line costs one
+ * write and one wake-up, and a prompt without a newline still shows within
+ * CONSOLE_HOLD_NS. console_close() writes out what is held; only a SIGKILL
+ * of keel-vmm loses it (at most that unfinished line).
+ *
+ * Lock order: the UART's lock -> hold_lock -> out_lock / stdout_lock.
+ */
+static void flush_held_locked(struct console *con)
+{
+	emit(con, con->hold, con->hold_len);
+	con->hold_len = 0;
+}
+
+void console_write(struct console *con, const uint8_t *buf, size_t len)
+{
+	if (!con || !len)
+		return;
+	pthread_mutex_lock(&con->hold_lock);
+	if (!con->hold_ok) {
+		emit(con, buf, len);
+		pthread_mutex_unlock(&con->hold_lock);
+		return;
+	}
+	while (len) {
+		size_t take = MIN(len, CONSOLE_HOLD_SIZE - con->hold_len);
+		bool eol = memchr(buf, '\n', take) != NULL;
+
+		memcpy(con->hold + con->hold_len, buf, take);
+		con->hold_len += take;
+		buf += take;
+		len -= take;
+		if (eol || con->hold_len == CONSOLE_HOLD_SIZE)
+			flush_held_locked(con);
+	}
+	if (con->hold_len && !con->hold_armed)
+		con->hold_armed = event_timer_arm(&con->hold_timer, CONSOLE_HOLD_NS, 0) == 0;
+	if (con->hold_len && !con->hold_armed)
+		flush_held_locked(con); /* no timer to count on: out now */
+	pthread_mutex_unlock(&con->hold_lock);
+}
+
+void console_on_hold_timer(struct event_timer *t)
+{
+	struct console *con = container_of(t, struct console, hold_timer);
+
+	pthread_mutex_lock(&con->hold_lock);
+	con->hold_armed = false;
+	flush_held_locked(con);
+	pthread_mutex_unlock(&con->hold_lock);
+}
+
+void console_flush_held(struct console *con)
+{
+	/* From an atexit handler a crashed vCPU may hold the lock: skip then. */
+	if (pthread_mutex_trylock(&con->hold_lock))
+		return;
+	flush_held_locked(con);
+	pthread_mutex_unlock(&con->hold_lock);
 }
 
 uint64_t console_dropped(struct console *con)

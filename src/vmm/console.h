@@ -17,6 +17,9 @@
  * UART each boot.
  *
  * Choices worth knowing:
+ *  - Guest output is passed on a line at a time: held until a newline, 1 KiB,
+ *    or 10 ms after its first byte (console.c explains why), and written
+ *    out by console_close(). A SIGKILL can lose an unfinished line.
  *  - stdio writes guest output to fd 1 with blocking writes: it is the
  *    operator's terminal or pipe and must get everything. Raw mode (with
  *    output post-processing kept, so log lines still start at column 0)

@@ -254,6 +254,11 @@ static struct console *console_new(enum backend kind, struct event_loop *loop)
 	pthread_mutex_init(&con->in_lock, NULL);
 	pthread_mutex_init(&con->out_lock, NULL);
 	pthread_mutex_init(&con->stdout_lock, NULL);
+	pthread_mutex_init(&con->hold_lock, NULL);
+	con->hold_timer.h.fd = -1;
+	/* Without the timer, output is passed on unheld (console.c); none drops it at once. */
+	con->hold_ok = kind != BACKEND_NONE &&
+		       event_timer_init(loop, &con->hold_timer, console_on_hold_timer) == 0;
 	con->ready_h.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	con->ring = kind == BACKEND_PTY || kind == BACKEND_UNIX ? malloc(CONSOLE_RING_SIZE) : NULL;
 	if (con->ready_h.fd < 0 || ((kind == BACKEND_PTY || kind == BACKEND_UNIX) && !con->ring) ||
@@ -303,6 +308,10 @@ void console_close(struct console *con)
 {
 	if (!con)
 		return;
+	console_flush_held(con);
+	if (con->hold_ok)
+		event_timer_destroy(con->loop, &con->hold_timer);
+	con->hold_ok = false;
 	if (con->kind == BACKEND_STDIO)
 		leave_raw_mode();
 	pthread_mutex_lock(&con->out_lock);
@@ -332,6 +341,7 @@ void console_close(struct console *con)
 	pthread_mutex_destroy(&con->in_lock);
 	pthread_mutex_destroy(&con->out_lock);
 	pthread_mutex_destroy(&con->stdout_lock);
+	pthread_mutex_destroy(&con->hold_lock);
 	free(con->ring);
 	free(con);
 }

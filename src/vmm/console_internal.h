@@ -16,6 +16,8 @@ struct uart_16550;
 
 #define CONSOLE_RING_SIZE (64 * 1024) /* queued output per console */
 #define CONSOLE_PENDING_SIZE 4096 /* read but not yet taken by the UART */
+#define CONSOLE_HOLD_SIZE 1024 /* guest output held until its line ends */
+#define CONSOLE_HOLD_NS (10 * 1000 * 1000ull) /* longest a held byte waits */
 
 enum backend { BACKEND_NONE, BACKEND_STDIO, BACKEND_PTY, BACKEND_UNIX };
 
@@ -49,6 +51,14 @@ struct console {
 	bool io_registered;
 	uint32_t io_mask;
 
+	/* Output held until a line ends (hold_lock; console.c, "holding"). */
+	pthread_mutex_t hold_lock;
+	uint8_t hold[CONSOLE_HOLD_SIZE];
+	size_t hold_len;
+	bool hold_armed;           /* hold_timer runs */
+	bool hold_ok;              /* hold_timer exists; else output goes straight out */
+	struct event_timer hold_timer;
+
 	/* stdio: guest output goes straight to fd 1. */
 	pthread_mutex_t stdout_lock;
 	bool stdout_broken;
@@ -69,6 +79,8 @@ void console_update_io_mask(struct console *con); /* out_lock held */
 void console_pump_input(struct console *con);    /* loop thread */
 void console_on_io(struct event_handler *h, uint32_t events);
 void console_on_ready(struct event_handler *h, uint32_t events);
+void console_on_hold_timer(struct event_timer *t);
+void console_flush_held(struct console *con); /* at close */
 
 /* console_backends.c */
 void console_drop_client_locked(struct console *con); /* out_lock held */

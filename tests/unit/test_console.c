@@ -394,6 +394,9 @@ KTEST(console_stdio_pipe_passthrough_and_eof)
 		watching_after_eof = r.con->io_registered;
 		guest_out(&r, 0, 'O');
 		guest_out(&r, 0, 'K');
+		/* No newline: the hold timer passes "OK" on. */
+		for (int i = 0; i < 5; i++)
+			event_loop_run_once(&r.loop, 10);
 	}
 	restore_std(&s);
 	KASSERT(opened);
@@ -406,6 +409,45 @@ KTEST(console_stdio_pipe_passthrough_and_eof)
 	KCHECK(!memcmp(out, "OK", 2));
 	rig_close(&r);
 	close(in_pipe[0]);
+	close(out_pipe[0]);
+	close(out_pipe[1]);
+}
+
+/* Guest output waits for its line's end, or CONSOLE_HOLD_NS: one write per line. */
+KTEST(console_output_held_until_its_line_ends)
+{
+	uint8_t out[16];
+	int out_pipe[2];
+	struct std_swap s;
+	struct rig r;
+	ssize_t early = 0, line = 0, late = 0;
+	int null_fd = open("/dev/null", O_RDONLY);
+	bool opened;
+
+	KASSERT(null_fd >= 0 && pipe2(out_pipe, O_NONBLOCK) == 0);
+	KASSERT(swap_std(&s, null_fd, out_pipe[1]));
+	opened = rig_open(&r, "stdio");
+	if (opened) {
+		guest_out(&r, 0, 'a');
+		guest_out(&r, 0, 'b');
+		early = read(out_pipe[0], out, sizeof(out)); /* held: nothing yet */
+		guest_out(&r, 0, 'c');
+		guest_out(&r, 0, '\n');
+		line = read(out_pipe[0], out, sizeof(out)); /* the line, in one piece */
+		KCHECK(line == 4 && !memcmp(out, "abc\n", 4));
+		guest_out(&r, 0, '$');
+		for (int i = 0; i < 5 && late <= 0; i++) {
+			event_loop_run_once(&r.loop, 10);
+			late = read(out_pipe[0], out, sizeof(out));
+		}
+	}
+	restore_std(&s);
+	KASSERT(opened);
+	KCHECK_EQ(early, -1);
+	KCHECK_EQ(line, 4);
+	KCHECK(late == 1 && out[0] == '$');
+	rig_close(&r);
+	close(null_fd);
 	close(out_pipe[0]);
 	close(out_pipe[1]);
 }
