@@ -37,7 +37,8 @@
  *   -EINVAL  offset/length not a multiple of the logical block size, or past
  *            the end of the device, or an unknown op
  *   -EROFS   a write, discard or write-zeroes on a read-only device
- *   -EIO     the host I/O failed, or the image metadata is corrupt (the
+ *   -EIO     the device is inactive (handed over, below), or
+ *            the host I/O failed, or the image metadata is corrupt (the
  *            driver logs why once; a qcow2 image found corrupt stays open
  *            read-only and fails writes from then on)
  *   -ENOSPC  the host file system is full
@@ -104,6 +105,10 @@ enum blk_aio {
 /* Open-time flags. */
 #define BLK_OPEN_NO_BACKING (1u << 0) /* qcow2: do not open the backing file;
 					 unallocated clusters read as zeroes */
+#define BLK_OPEN_INACTIVE (1u << 1)  /* another process still writes the image
+					 (the source of a live migration): read
+					 what blk_get_info() needs, write nothing,
+					 fail requests until blk_activate() */
 
 struct blk_open_opts {
 	const char *path;      /* regular file or host block device */
@@ -233,6 +238,24 @@ int blk_pwrite(struct blk_queue *q, const void *buf, uint64_t len, uint64_t offs
 int blk_flush(struct blk_queue *q);
 int blk_op_sync(struct blk_queue *q, enum blk_op op, uint32_t flags,
 		uint64_t offset, uint64_t len);
+
+/*
+ * Handing an image over to another process (live migration with storage
+ * both hosts see). Both run on one thread with no request in flight.
+ *
+ * blk_inactivate() writes back everything the driver holds (the qcow2
+ * tables and refcounts, as blk_close() would), syncs, and stops touching
+ * the file: requests fail with -EIO and blk_close() writes nothing, so the
+ * other process may change the image from now on.
+ *
+ * blk_activate() takes the image (back): the driver forgets what it held
+ * and reads the metadata afresh, as the other process left it. A device
+ * opened with BLK_OPEN_INACTIVE starts this way. On failure the device
+ * stays inactive. Both return 0 or -errno with one line in err.
+ */
+int blk_inactivate(struct blk_dev *dev, char *err, size_t errlen);
+int blk_activate(struct blk_dev *dev, char *err, size_t errlen);
+bool blk_is_active(const struct blk_dev *dev);
 
 /* Names for the command line: "none", "io_uring"... NULL/-EINVAL if unknown. */
 int blk_cache_parse(const char *s, enum blk_cache *out);

@@ -80,6 +80,7 @@ static int open_chain(const struct blk_open_opts *opts, struct blk_dev *overlay,
 		r = -ELOOP;
 		goto fail;
 	}
+	dev->inactive = opts->flags & BLK_OPEN_INACTIVE;
 	dev->drv = probe_format(dev, opts->format);
 	dev->info.read_only = opts->read_only;
 	dev->info.format = dev->drv->name;
@@ -134,6 +135,49 @@ int blk_close(struct blk_dev *dev)
 	free(dev->path);
 	free(dev);
 	return r;
+}
+
+int blk_inactivate(struct blk_dev *dev, char *err, size_t errlen)
+{
+	int r = 0;
+
+	if (err && errlen)
+		err[0] = 0;
+	if (dev->inactive)
+		return 0;
+	if (dev->drv->inactivate)
+		r = dev->drv->inactivate(dev);
+	/* Raw data in this host's page cache must reach what the other host reads. */
+	if (!r && !dev->read_only && dev->written)
+		r = blk_file_sync(dev);
+	if (r) {
+		blk_set_err(err, errlen, "%s: cannot write the image back: %s", dev->path,
+			    strerror(-r));
+		return r;
+	}
+	dev->inactive = true;
+	return 0;
+}
+
+int blk_activate(struct blk_dev *dev, char *err, size_t errlen)
+{
+	int r = 0;
+
+	if (err && errlen)
+		err[0] = 0;
+	if (!dev->inactive)
+		return 0;
+	if (dev->drv->activate)
+		r = dev->drv->activate(dev, err, errlen);
+	if (r)
+		return r;
+	dev->inactive = false;
+	return 0;
+}
+
+bool blk_is_active(const struct blk_dev *dev)
+{
+	return !dev->inactive;
 }
 
 void blk_get_info(const struct blk_dev *dev, struct blk_info *info)
@@ -294,6 +338,9 @@ static int validate(struct blk_io *io)
 	uint64_t lbs = in->logical_block_size;
 	uint64_t size = ALIGN_UP(in->size, lbs); /* a raw file's partial tail */
 
+	/* Handed over (or not yet taken): the file is another process's. */
+	if (io->dev->inactive)
+		return -EIO;
 	switch (io->op) {
 	case BLK_OP_FLUSH:
 		return 0;

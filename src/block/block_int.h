@@ -103,6 +103,10 @@ struct blk_driver {
 	int (*close)(struct blk_dev *dev);
 	/* Start an io; complete it with blk_io_complete() (maybe later). */
 	void (*submit)(struct blk_io *io);
+	/* Optional (block.h, "Handing an image over"): write back what is
+	   held / forget it and read the metadata again. */
+	int (*inactivate)(struct blk_dev *dev);
+	int (*activate)(struct blk_dev *dev, char *err, size_t errlen);
 };
 
 extern const struct blk_driver blk_driver_raw;
@@ -123,6 +127,7 @@ struct blk_dev {
 	unsigned depth;           /* 0 for the top image */
 	uint64_t st_dev, st_ino;  /* to detect backing loops */
 	void *priv;               /* the driver's */
+	bool inactive;            /* handed over: no request, no write (block.h) */
 	bool written;             /* a write reached the file since open; set
 				     from several queue threads: use
 				     blk_dev_mark_written() */

@@ -400,7 +400,8 @@ static int open_backing(struct qcow2 *s, const uint8_t *hdr, const struct blk_op
 		return -ENOMEM;
 	if (s->backing_format && blk_format_parse(s->backing_format, &fmt))
 		FAIL("%s: unknown backing format '%s'", dev->path, s->backing_format);
-	if (opts->flags & BLK_OPEN_NO_BACKING)
+	/* Already open: blk_activate() reads the header again, the chain stays. */
+	if ((opts->flags & BLK_OPEN_NO_BACKING) || dev->backing)
 		return 0;
 	/* A relative name is relative to the overlay's directory. */
 	if (s->backing_file[0] == '/') {
@@ -421,22 +422,23 @@ static int open_backing(struct qcow2 *s, const uint8_t *hdr, const struct blk_op
 	return r;
 }
 
-static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
-		      char *err, size_t errlen)
+/*
+ * Reads the header and the tables into s (at open, and again when the
+ * image is taken over: blk_activate()). `active`: this process may write
+ * the image, so flags that forbid writing are checked and the header's
+ * autoclear bits are cleared; an inactive open reads and validates only
+ * (another process still writes the image and may hold it dirty).
+ */
+static int load_metadata(struct qcow2 *s, const struct blk_open_opts *opts, bool active,
+			 char *err, size_t errlen)
 {
-	struct qcow2 *s = calloc(1, sizeof(*s));
+	struct blk_dev *dev = s->dev;
 	int64_t fsize = blk_file_size(dev);
 	uint8_t *hdr = NULL;
 	uint64_t hlen;
 	char msg[BLK_ERR_LEN];
 	int r;
 
-	if (!s)
-		return -ENOMEM;
-	dev->priv = s;
-	s->dev = dev;
-	s->read_only = dev->read_only;
-	pthread_mutex_init(&s->lock, NULL);
 	if (fsize < 0)
 		return (int)fsize;
 	hlen = MIN((uint64_t)fsize, 1ULL << QCOW2_MAX_CLUSTER_BITS);
@@ -471,7 +473,7 @@ static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
 			    "(convert it to version 3 to write)", dev->path);
 		goto out;
 	}
-	if (!opts->read_only && !(opts->flags & BLK_OPEN_REPAIR) &&
+	if (active && !opts->read_only && !(opts->flags & BLK_OPEN_REPAIR) &&
 	    (s->h.incompatible_features & (QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DIRTY))) {
 		blk_set_err(err, errlen, "%s: qcow2 image is marked %s; run 'keel-img check -r all'",
 			    dev->path, (s->h.incompatible_features & QCOW2_INCOMPAT_CORRUPT) ?
@@ -542,7 +544,7 @@ static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
 	}
 	/* Autoclear features we do not maintain (bitmaps) must be cleared
 	   by a writer that does not understand them (section "Header"). */
-	if (!opts->read_only && s->h.autoclear_features) {
+	if (active && !opts->read_only && s->h.autoclear_features) {
 		s->h.autoclear_features = 0;
 		r = qcow2_write_header_field(s, 88, 0, 8);
 		if (r)
@@ -562,25 +564,108 @@ out:
 	return r;
 }
 
+/* What load_metadata() read, dropped without writing anything. */
+static void forget_metadata(struct qcow2 *s)
+{
+	qcow2_cache_free(&s->l2_cache);
+	qcow2_cache_free(&s->rb_cache);
+	free(s->l1);
+	free(s->reftable);
+	s->l1 = s->reftable = NULL;
+	s->l1_dirty = s->reftable_dirty = false;
+	s->nr_frees = s->nr_busy = 0;
+	s->free_hint = 0;
+	s->corrupt = false;
+	free(s->backing_file);
+	free(s->backing_format);
+	s->backing_file = s->backing_format = NULL;
+	free_snaps(s);
+}
+
+static int qcow2_open(struct blk_dev *dev, const struct blk_open_opts *opts,
+		      char *err, size_t errlen)
+{
+	struct qcow2 *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	dev->priv = s;
+	s->dev = dev;
+	s->read_only = dev->read_only;
+	pthread_mutex_init(&s->lock, NULL);
+	return load_metadata(s, opts, !dev->inactive, err, errlen);
+}
+
+/*
+ * Makes the file complete on its own: every cached table and refcount
+ * written in order, the grown-ahead tail cut (never below what the file
+ * had). For blk_close() and for handing the image over.
+ */
+static int write_back(struct qcow2 *s)
+{
+	struct blk_dev *dev = s->dev;
+	uint64_t keep;
+	int r;
+
+	if (s->read_only || s->corrupt || !dev->written || dev->inactive)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	r = qcow2_flush_metadata(s, true);
+	/* Frees applied by that flush are written by a second one. */
+	if (!r)
+		r = qcow2_flush_metadata(s, true);
+	keep = MAX(s->end << s->cluster_bits, s->file_len_at_open);
+	if (!r && s->file_len > keep) {
+		if (ftruncate(dev->fd, (off_t)keep) < 0)
+			r = -errno;
+		else
+			s->file_len = keep;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int qcow2_inactivate(struct blk_dev *dev)
+{
+	return write_back(qcow2_of(dev));
+}
+
+/* Taking the image (back): whatever the other process wrote is read afresh. */
+static int qcow2_activate(struct blk_dev *dev, char *err, size_t errlen)
+{
+	struct qcow2 *s = qcow2_of(dev);
+	struct blk_open_opts o = {
+		.path = dev->path, .format = BLK_FORMAT_QCOW2, .read_only = dev->read_only,
+		.cache = dev->cache, .aio = dev->aio,
+	};
+	uint64_t size = dev->info.size;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	forget_metadata(s);
+	r = load_metadata(s, &o, true, err, errlen);
+	if (!r && dev->info.size != size) {
+		blk_set_err(err, errlen, "%s: the image changed size while another process had it "
+			    "(%llu bytes, was %llu)", dev->path, (unsigned long long)dev->info.size,
+			    (unsigned long long)size);
+		dev->info.size = size;
+		r = -EINVAL;
+	}
+	/* Until a load succeeds, nothing may be written from half-read tables. */
+	if (r)
+		s->corrupt = true;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 static int qcow2_close(struct blk_dev *dev)
 {
 	struct qcow2 *s = dev->priv;
-	int r = 0;
+	int r;
 
 	if (!s)
 		return 0;
-	if (!s->read_only && !s->corrupt && dev->written) {
-		pthread_mutex_lock(&s->lock);
-		r = qcow2_flush_metadata(s, true);
-		/* Frees applied by that flush are written by a second one. */
-		if (!r)
-			r = qcow2_flush_metadata(s, true);
-		/* Cut the grown-ahead tail (never below what the file had). */
-		if (!r && s->file_len > MAX(s->end << s->cluster_bits, s->file_len_at_open) &&
-		    ftruncate(dev->fd, MAX(s->end << s->cluster_bits, s->file_len_at_open)) < 0)
-			r = -errno;
-		pthread_mutex_unlock(&s->lock);
-	}
+	r = write_back(s);
 	qcow2_cache_free(&s->l2_cache);
 	qcow2_cache_free(&s->rb_cache);
 	free(s->l1);
@@ -601,4 +686,6 @@ const struct blk_driver blk_driver_qcow2 = {
 	.open = qcow2_open,
 	.close = qcow2_close,
 	.submit = qcow2_submit,
+	.inactivate = qcow2_inactivate,
+	.activate = qcow2_activate,
 };

@@ -44,7 +44,7 @@ static int raw_open(struct blk_dev *dev, const struct blk_open_opts *opts,
 
 static int raw_close(struct blk_dev *dev)
 {
-	if (!dev->read_only && dev->written)
+	if (!dev->read_only && dev->written && !dev->inactive)
 		return blk_file_sync(dev);
 	return 0;
 }

@@ -733,11 +733,12 @@ fail:
 
 struct virtio_blk *virtio_blk_create(struct pci_host *pci, const struct guest_mem *mem,
 				     const struct virtio_blk_opts *opts, unsigned default_queues,
-				     struct event_loop *loop, char *err, size_t errlen)
+				     unsigned open_flags, struct event_loop *loop,
+				     char *err, size_t errlen)
 {
 	struct blk_open_opts oo = {
 		.path = opts->path, .format = opts->format, .read_only = opts->read_only,
-		.cache = opts->cache, .aio = opts->aio,
+		.cache = opts->cache, .aio = opts->aio, .flags = open_flags,
 	};
 	struct virtio_blk *b;
 	struct blk_dev *dev;
@@ -758,6 +759,11 @@ struct virtio_blk *virtio_blk_create(struct pci_host *pci, const struct guest_me
 struct virtio_dev *virtio_blk_dev(struct virtio_blk *b)
 {
 	return &b->vdev;
+}
+
+struct blk_dev *virtio_blk_image(struct virtio_blk *b)
+{
+	return b->dev;
 }
 
 void virtio_blk_destroy(struct virtio_blk *b)

@@ -47,13 +47,15 @@ struct virtio_blk;
 struct virtio_dev;
 
 /*
- * Opens the image and adds the device with opts->queues queues, or
+ * Opens the image (with BLK_OPEN_* `open_flags`: a migration target opens
+ * it inactive) and adds the device with opts->queues queues, or
  * `default_queues` (the vCPU count) when that is 0. `loop` NULL gives it
  * its own I/O thread. NULL on failure with one line in err.
  */
 struct virtio_blk *virtio_blk_create(struct pci_host *pci, const struct guest_mem *mem,
 				     const struct virtio_blk_opts *opts, unsigned default_queues,
-				     struct event_loop *loop, char *err, size_t errlen);
+				     unsigned open_flags, struct event_loop *loop,
+				     char *err, size_t errlen);
 /*
  * The same over an opened blk_dev, which the device then owns (closes).
  * `cache` is the mode it was opened with: VIRTIO_BLK_F_FLUSH is offered
@@ -65,6 +67,8 @@ struct virtio_blk *virtio_blk_create_dev(struct pci_host *pci, const struct gues
 					 struct event_loop *loop);
 /* Its transport, for the device-state operations (virtio_state.h). */
 struct virtio_dev *virtio_blk_dev(struct virtio_blk *blk);
+/* Its image, for handing it over in a live migration (block.h). */
+struct blk_dev *virtio_blk_image(struct virtio_blk *blk);
 /* Completes in-flight requests, removes the device, closes the image. NULL ok. */
 void virtio_blk_destroy(struct virtio_blk *blk);
 

@@ -156,27 +156,6 @@ static bool savable(struct machine *m, enum vm_action a, struct http_reply *rep)
 	return false;
 }
 
-/*
- * 409 for a live migration with a qcow2 disk: both keel-vmm have the image
- * open across the switch-over, and the source's qcow2 driver may still
- * write metadata (its close) after the target took over. Snapshots are
- * fine: the image is flushed and the restoring process opens it afresh.
- */
-static bool migratable(struct machine *m, struct http_reply *rep)
-{
-	for (unsigned i = 0; i < m->cfg->nr_disks; i++) {
-		const struct virtio_blk_opts *d = &m->cfg->disks[i];
-
-		if (d->format != BLK_FORMAT_RAW && !d->read_only) {
-			http_error(rep, 409, "unsupported", "cannot migrate: disk %s is qcow2, which "
-				   "cannot be live-migrated yet (raw disks and read-only qcow2 can)",
-				   d->path);
-			return false;
-		}
-	}
-	return true;
-}
-
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -251,8 +230,7 @@ static void post_migrate(void *ctx, const struct http_request *req, struct http_
 		http_error(rep, 400, "bad_field", "field 'uri' (tcp:HOST:PORT of the target) is required");
 		return;
 	}
-	if (!control_allowed(m, VM_ACTION_MIGRATE, rep) || !savable(m, VM_ACTION_MIGRATE, rep) ||
-	    !migratable(m, rep))
+	if (!control_allowed(m, VM_ACTION_MIGRATE, rep) || !savable(m, VM_ACTION_MIGRATE, rep))
 		return;
 	r = migration_start(m, uri, downtime, err, sizeof(err));
 	if (r) {

@@ -341,7 +341,8 @@ static int create_pci_devices(struct machine *m, char *err, size_t errlen)
 	 * a migration target must be given the same --disk/--net/--rng.
 	 */
 	for (unsigned i = 0; i < cfg->nr_disks; i++) {
-		m->disks[i] = virtio_blk_create(m->pci, &m->ram.mem, &cfg->disks[i], cfg->cpus, NULL,
+		m->disks[i] = virtio_blk_create(m->pci, &m->ram.mem, &cfg->disks[i], cfg->cpus,
+						m->incoming_fd >= 0 ? BLK_OPEN_INACTIVE : 0, NULL,
 						err, errlen);
 		if (!m->disks[i])
 			return -EINVAL;
@@ -890,4 +891,23 @@ void machine_destroy(struct machine *m)
 	}
 	for (unsigned i = 0; i < ARRAY_SIZE(m->restore_strs); i++)
 		free(m->restore_strs[i]);
+}
+
+int machine_hand_over_disks(struct machine *m, bool give, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < m->cfg->nr_disks; i++) {
+		struct blk_dev *d = virtio_blk_image(m->disks[i]);
+		int r = give ? blk_inactivate(d, err, errlen) : blk_activate(d, err, errlen);
+
+		if (!r)
+			continue;
+		while (give && i--) {
+			char why[BLK_ERR_LEN];
+
+			if (blk_activate(virtio_blk_image(m->disks[i]), why, sizeof(why)))
+				log_error("migration: %s", why);
+		}
+		return r;
+	}
+	return 0;
 }

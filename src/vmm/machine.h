@@ -154,6 +154,16 @@ void machine_drop_pause(struct machine *m);
  */
 void machine_start_devices(struct machine *m);
 
+/*
+ * Live migration hands the disk images over (block.h, "Handing an image
+ * over"): `give` writes back and stops touching every disk, so the target
+ * may read and then write them; taking them (the target before it loads
+ * the state, the source when the migration failed before GO) reads their
+ * metadata afresh. Main thread, with the devices paused. 0, or -errno with
+ * one line in err; a failed give takes back what it gave.
+ */
+int machine_hand_over_disks(struct machine *m, bool give, char *err, size_t errlen);
+
 /* control.c: the API server on --api-socket. */
 int control_start(struct machine *m, char *err, size_t errlen);
 void control_stop(struct machine *m);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keel/block.h"
 #include "keel/compiler.h"
 #include "keel/log.h"
 #include "keel/thread.h"
@@ -221,11 +222,18 @@ static int main_pause(struct machine *m, void *arg)
 	return r;
 }
 
+/*
+ * The state, then the disks handed over: from here the target may read
+ * (and after GO write) their metadata, so nothing of it may stay in this
+ * process's caches.
+ */
 static int main_save(struct machine *m, void *arg)
 {
-	char err[256];
+	char err[BLK_ERR_LEN];
 	int r = vm_state_save(m, arg, err, sizeof(err));
 
+	if (!r)
+		r = machine_hand_over_disks(m, true, err, sizeof(err));
 	if (r)
 		log_error("migration: %s", err);
 	return r;
@@ -235,8 +243,16 @@ static int main_save(struct machine *m, void *arg)
 static int main_keep(struct machine *m, void *arg)
 {
 	bool was_paused = *(bool *)arg;
-	char err[256];
+	char err[BLK_ERR_LEN];
 
+	/* The target never ran the VM, so the images are as we left them. */
+	if (machine_hand_over_disks(m, false, err, sizeof(err))) {
+		log_error("migration: cannot take the disks back (%s); the VM stays paused", err);
+		machine_set_state(m, VM_STATE_PAUSED);
+		if (!was_paused)
+			m->state_before_pause = VM_STATE_RUNNING;
+		return 0;
+	}
 	if (!was_paused && machine_resume(m, err, sizeof(err)))
 		log_error("migration: cannot resume: %s", err);
 	machine_set_state(m, was_paused ? VM_STATE_PAUSED : VM_STATE_RUNNING);

@@ -153,6 +153,9 @@ int migration_receive(struct machine *m, int fd, char *err, size_t errlen)
 			if (r)
 				break;
 			r = state_reader_init(rd, state, len, why, sizeof(why));
+			/* The source handed the disks over before it sent the state. */
+			if (!r)
+				r = machine_hand_over_disks(m, false, why, sizeof(why));
 			if (!r)
 				r = vm_state_load(m, rd, why, sizeof(why));
 			if (r) {

@@ -38,8 +38,14 @@ void blk_test_fill(void *buf, uint64_t len, uint64_t seed, uint64_t offset)
 struct blk_dev *blk_test_open(const char *path, enum blk_format fmt, enum blk_cache cache,
 			      enum blk_aio aio, bool ro)
 {
+	return blk_test_open_flags(path, fmt, cache, aio, ro, 0);
+}
+
+struct blk_dev *blk_test_open_flags(const char *path, enum blk_format fmt, enum blk_cache cache,
+				    enum blk_aio aio, bool ro, unsigned flags)
+{
 	struct blk_open_opts o = { .path = path, .format = fmt, .cache = cache,
-				   .aio = aio, .read_only = ro };
+				   .aio = aio, .read_only = ro, .flags = flags };
 	struct blk_dev *dev = NULL;
 	char err[BLK_ERR_LEN];
 

@@ -14,6 +14,9 @@ char *blk_test_tmpfile(uint64_t size);
 void blk_test_fill(void *buf, uint64_t len, uint64_t seed, uint64_t offset);
 struct blk_dev *blk_test_open(const char *path, enum blk_format fmt, enum blk_cache cache,
 			      enum blk_aio aio, bool ro);
+/* The same with BLK_OPEN_* flags. */
+struct blk_dev *blk_test_open_flags(const char *path, enum blk_format fmt, enum blk_cache cache,
+				    enum blk_aio aio, bool ro, unsigned flags);
 
 #define BLK_TEST_ALL_AIO { BLK_AIO_IO_URING, BLK_AIO_THREADS, BLK_AIO_SYNC }
 

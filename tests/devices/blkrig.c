@@ -28,7 +28,7 @@ int blkrig_up_features(struct blkrig *r, const char *opts, bool threaded, uint64
 		printf("# %s\n", err);
 		return -1;
 	}
-	r->blk = virtio_blk_create(r->h.pci, &r->h.mem, &o, 1, threaded ? NULL : &r->h.loop, err,
+	r->blk = virtio_blk_create(r->h.pci, &r->h.mem, &o, 1, 0, threaded ? NULL : &r->h.loop, err,
 				   sizeof(err));
 	if (!r->blk) {
 		printf("# %s\n", err);

@@ -226,7 +226,7 @@ static int blk_side_up(struct blk_side *s, const char *path, const char *extra)
 	snprintf(spec, sizeof(spec), "path=%s,aio=threads,queues=2%s", path, extra);
 	if (virtio_blk_parse(spec, &o, err, sizeof(err)) < 0)
 		return -1;
-	s->blk = virtio_blk_create(s->h.pci, &s->h.mem, &o, 1, NULL, err, sizeof(err));
+	s->blk = virtio_blk_create(s->h.pci, &s->h.mem, &o, 1, 0, NULL, err, sizeof(err));
 	if (!s->blk)
 		printf("# %s\n", err);
 	return s->blk ? 0 : -1;
@@ -579,7 +579,7 @@ KTEST(pci_host_refuses_other_slots_and_keeps_cf8)
 	rc = virtio_rng_create(c.pci, &c.mem, &c.loop);
 	snprintf(spec, sizeof(spec), "path=%s", path);
 	KASSERT(virtio_blk_parse(spec, &o, err, sizeof(err)) == 0);
-	bb = virtio_blk_create(b.pci, &b.mem, &o, 1, &b.loop, err, sizeof(err));
+	bb = virtio_blk_create(b.pci, &b.mem, &o, 1, 0, &b.loop, err, sizeof(err));
 	KASSERT(ra && rc && bb);
 	/* The guest's CONFIG_ADDRESS, left set as between an outl to 0xcf8 and the data access. */
 	bus_write(&a.pio, 0xcf8, &(uint32_t){ 0x80000810u }, 4);
