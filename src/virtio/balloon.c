@@ -266,11 +266,33 @@ static void balloon_config_write(struct virtio_dev *vdev, unsigned off, const vo
 	memcpy(&vdev->config[off], data, size);
 }
 
+/*
+ * The VM pauses (maybe for a snapshot or a migration): the statistics
+ * buffer we hold goes back to the guest now, which is a request for fresh
+ * statistics. A held buffer is the one thing the saved virtqueue state
+ * cannot carry; this way the restored device holds none, and the guest
+ * queues its buffer again once it runs.
+ */
+static void balloon_quiesce(struct virtio_dev *vdev)
+{
+	request_stats(container_of(vdev, struct virtio_balloon, vdev));
+}
+
+/* A loaded state's config: the target (host-set) and actual (the guest's) both carry over. */
+static int balloon_load_config(struct virtio_dev *vdev, const uint8_t *config, char *err,
+			       size_t errlen)
+{
+	memcpy(vdev->config, config, C_SIZE);
+	return 0;
+}
+
 static const struct virtio_dev_ops balloon_ops = {
 	.activate = balloon_activate,
 	.reset = balloon_reset,
 	.queue_kick = balloon_kick,
 	.config_write = balloon_config_write,
+	.quiesce = balloon_quiesce,
+	.load_config = balloon_load_config,
 };
 
 struct virtio_balloon *virtio_balloon_create(struct pci_host *pci, const struct guest_mem *mem,
@@ -331,6 +353,11 @@ void virtio_balloon_destroy(struct virtio_balloon *b)
 	virtio_dev_uninit(&b->vdev);
 	event_timer_destroy(b->vdev.loop, &b->stats_timer);
 	free(b);
+}
+
+struct virtio_dev *virtio_balloon_dev(struct virtio_balloon *b)
+{
+	return &b->vdev;
 }
 
 void virtio_balloon_set_target(struct virtio_balloon *b, uint64_t pages)

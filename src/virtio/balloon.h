@@ -92,6 +92,8 @@ struct virtio_balloon *virtio_balloon_create(struct pci_host *pci, const struct 
 					     const struct virtio_balloon_opts *opts,
 					     const struct balloon_memory *bm, struct event_loop *loop);
 void virtio_balloon_destroy(struct virtio_balloon *b);
+/* Its transport, for the device-state operations (virtio_state.h). */
+struct virtio_dev *virtio_balloon_dev(struct virtio_balloon *b);
 /* The balloon's target size in 4 KiB pages; the guest is told at once. */
 void virtio_balloon_set_target(struct virtio_balloon *b, uint64_t pages);
 void virtio_balloon_get_info(struct virtio_balloon *b, struct virtio_balloon_info *out);

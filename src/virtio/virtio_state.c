@@ -449,3 +449,4 @@ static int ops_load(void *dev, struct state_section *s, char *err, size_t errlen
 const struct device_ops virtio_blk_device_ops = VIRTIO_DEVICE_OPS("virtio-blk");
 const struct device_ops virtio_net_device_ops = VIRTIO_DEVICE_OPS("virtio-net");
 const struct device_ops virtio_rng_device_ops = VIRTIO_DEVICE_OPS("virtio-rng");
+const struct device_ops virtio_balloon_device_ops = VIRTIO_DEVICE_OPS("virtio-balloon");

@@ -3,7 +3,7 @@
  * Snapshots and live migration of virtio PCI devices: the device_ops the
  * machine registers for each (include/keel/device.h, docs/snapshot.md).
  * The `dev` pointer is the device's struct virtio_dev (virtio_blk_dev(),
- * virtio_net_dev(), virtio_rng_dev()).
+ * virtio_net_dev(), virtio_rng_dev(), virtio_balloon_dev()).
  *
  * pause   the core completes its in-flight requests into the used ring
  *         (quiesce), then the device's I/O thread parks: nothing touches
@@ -38,6 +38,7 @@
 extern const struct device_ops virtio_blk_device_ops;
 extern const struct device_ops virtio_net_device_ops;
 extern const struct device_ops virtio_rng_device_ops;
+extern const struct device_ops virtio_balloon_device_ops;
 
 /* The same operations for callers holding a struct virtio_dev. */
 void virtio_dev_pause(struct virtio_dev *vdev);

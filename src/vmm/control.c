@@ -138,24 +138,6 @@ static void post_stop(void *ctx, const struct http_request *req, struct http_rep
 	rep->after_arg = m;
 }
 
-/*
- * 409 for what the saved state cannot carry yet: guest NUMA nodes (the
- * snapshot's memory file is one flat range) and the balloon (its target and
- * the statistics buffer it holds are not saved). docs/resources.md.
- */
-static bool savable(struct machine *m, enum vm_action a, struct http_reply *rep)
-{
-	const char *what = m->cfg->numa.nr_nodes ? "guest NUMA nodes"
-			   : m->cfg->balloon	 ? "a balloon device"
-						 : NULL;
-
-	if (!what)
-		return true;
-	http_error(rep, 409, "unsupported", "cannot %s: the VM has %s, which snapshots and "
-		   "migration do not keep yet", vm_action_name(a), what);
-	return false;
-}
-
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -187,7 +169,7 @@ static void put_snapshot(void *ctx, const struct http_request *req, struct http_
 		http_error(rep, 400, "bad_field", "field 'path' (the snapshot's directory) is required");
 		return;
 	}
-	if (!control_allowed(m, VM_ACTION_SNAPSHOT, rep) || !savable(m, VM_ACTION_SNAPSHOT, rep))
+	if (!control_allowed(m, VM_ACTION_SNAPSHOT, rep))
 		return;
 	if (was_running && machine_pause(m, err, sizeof(err))) {
 		http_error(rep, 500, "internal", "cannot pause for the snapshot: %s", err);
@@ -230,7 +212,7 @@ static void post_migrate(void *ctx, const struct http_request *req, struct http_
 		http_error(rep, 400, "bad_field", "field 'uri' (tcp:HOST:PORT of the target) is required");
 		return;
 	}
-	if (!control_allowed(m, VM_ACTION_MIGRATE, rep) || !savable(m, VM_ACTION_MIGRATE, rep))
+	if (!control_allowed(m, VM_ACTION_MIGRATE, rep))
 		return;
 	r = migration_start(m, uri, downtime, err, sizeof(err));
 	if (r) {

@@ -567,6 +567,9 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 	if (m->snap) {
 		r = guest_ram_create_from_file(&m->ram, cfg->memory, m->snap->memory_fd,
 					       SNAPSHOT_MEMORY_OFFSET, err, errlen);
+		/* The guest's copies of its pages then land on the node's host nodes. */
+		if (!r && m->numa.nr_nodes)
+			r = numa_bind(&m->numa, &m->ram, false, err, errlen);
 		if (r)
 			return r;
 	} else {

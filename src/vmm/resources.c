@@ -12,6 +12,7 @@
 #include "block/throttle.h"
 #include "keel/log.h"
 #include "virtio/balloon.h"
+#include "virtio/virtio_state.h"
 #include "virtio/blk.h"
 #include "vmm/machine.h"
 #include "vmm/resources.h"
@@ -87,6 +88,12 @@ int resources_create_devices(struct machine *m, char *err, size_t errlen)
 			snprintf(err, errlen, "cannot create the virtio-balloon device: %s",
 				 strerror(errno));
 			return -errno;
+		}
+		/* Paused with the VM, and in its snapshots and migrations. */
+		if (device_list_add(&m->devices, "virtio-balloon0", &virtio_balloon_device_ops,
+				    virtio_balloon_dev(m->balloon))) {
+			snprintf(err, errlen, "cannot list the virtio-balloon device");
+			return -ENOSPC;
 		}
 	}
 	return 0;

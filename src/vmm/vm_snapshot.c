@@ -65,6 +65,7 @@ int vm_config_save(struct machine *m, struct state_writer *w)
 	put_string(w, c->name);
 	state_put_bool(w, c->no_reboot);
 	state_end(w);
+	vm_resources_save(m, w);
 	return 0;
 }
 
@@ -255,7 +256,7 @@ int vm_config_load(struct state_reader *r, struct vm_config *cfg, char **strs,
 	cfg->cmdline = strs[2] ? strs[2] : "";
 	if (strs[3] && !cfg->name_given)
 		cfg->name = strs[3];
-	return 0;
+	return vm_resources_load(r, cfg, err, errlen);
 }
 
 static int load_vm(struct machine *m, struct state_reader *r, char *err, size_t errlen)
@@ -341,8 +342,10 @@ int vm_state_load(struct machine *m, struct state_reader *r, char *err, size_t e
 	uint64_t t[5];
 
 	*err = 0;
-	/* Claimed here: the machine was built from it already. */
+	/* Claimed here: the machine was built from them already. */
 	state_find(r, "vm/config", &s);
+	state_find(r, "vm/balloon", &s);
+	state_find(r, "vm/numa", &s);
 	t[0] = mono_us();
 	e = load_vm(m, r, err, errlen);
 	t[1] = mono_us();

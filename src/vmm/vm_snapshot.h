@@ -4,6 +4,7 @@
  * and a migration's final message carry (docs/snapshot.md lists them).
  *
  *   vm/config   vCPUs, memory size, kernel, initrd, command line, name
+ *   vm/balloon, vm/numa  when the VM has them (vm_config_resources.c)
  *   vm/clock    the guest's kvmclock and the host's wall-clock time it
  *               stood still at (the pause)
  *   vm/irqchip  PIC master, PIC slave, IOAPIC
@@ -17,7 +18,7 @@
 #include "keel/state.h"
 #include "vmm/machine.h"
 
-/* The vm/config section alone (a migration's HELLO). */
+/* The configuration sections alone (a migration's HELLO). */
 int vm_config_save(struct machine *m, struct state_writer *w);
 
 /* The paused VM's state (vCPUs, VM, devices), then vm/config. */
@@ -29,6 +30,10 @@ int vm_state_save(struct machine *m, struct state_writer *w, char *err, size_t e
  */
 int vm_config_load(struct state_reader *r, struct vm_config *cfg, char **strs,
 		   char *err, size_t errlen);
+
+/* vm_config_resources.c: vm/balloon and vm/numa, for vm_config_save/load. */
+void vm_resources_save(struct machine *m, struct state_writer *w);
+int vm_resources_load(struct state_reader *r, struct vm_config *cfg, char *err, size_t errlen);
 
 /*
  * Loads everything but vm/config into a VM whose KVM VM and vCPUs are

@@ -15,6 +15,7 @@
 #include "vdriver.h"
 #include "virtio/balloon.h"
 #include "virtio/virtio.h"
+#include "virtio/virtio_state.h"
 
 #define F(b) (1ULL << (b))
 #define F_STATS_VQ 1
@@ -198,6 +199,68 @@ KTEST(balloon_statistics_buffer_is_kept_and_returned)
 	KCHECK_EQ(info.stats_updates, 2);
 	KCHECK_EQ(info.stats[BALLOON_S_MEMFREE], 50 << 20);
 	brig_down(&r);
+}
+
+/*
+ * A snapshot or a migration: pausing gives the held statistics buffer back
+ * (the saved rings cannot carry it), and the target (host-set) and actual
+ * (the driver's) move with the state to a device on another guest, which
+ * then keeps the driver's next statistics buffer as the first one did.
+ */
+KTEST(balloon_pause_returns_the_statistics_buffer_and_the_state_moves)
+{
+	struct brig a, b;
+	struct virtio_balloon_info info;
+	struct virtio_balloon_opts o = { .deflate_on_oom = true };
+	struct state_writer w;
+	struct state_reader rd;
+	struct state_section s;
+	char err[300];
+	uint32_t id;
+
+	KASSERT(brig_up(&a, &o, F(F_STATS_VQ) | F(F_DEFLATE_ON_OOM)) == 0);
+	virtio_balloon_set_target(a.b, 4096);
+	h_write(&a.h, a.d.device + 4, 4, 1024);
+	post_stats(&a, 2, 100 << 20, 150 << 20);
+	h_pump(&a.h, 0);
+	KCHECK(vd_get_used(&a.d, 2, &id, NULL, 20) == 0);
+	virtio_dev_pause(virtio_balloon_dev(a.b));
+	KCHECK(vd_get_used(&a.d, 2, &id, NULL, 1000) == 1);
+	state_writer_init(&w);
+	KASSERT(virtio_dev_save(virtio_balloon_dev(a.b), "virtio-balloon0", &w) == 0);
+	KASSERT(state_reader_init(&rd, w.buf, w.len, err, sizeof(err)) == 0);
+	KASSERT(state_find(&rd, "virtio-balloon0", &s) == 0);
+
+	/* The second guest: same device, its RAM a copy of the first's. */
+	KASSERT(guest_init(&b.h, NULL) == 0);
+	b.rec = (struct recorder){ .h = &b.h };
+	b.b = virtio_balloon_create(b.h.pci, &b.h.mem, &o,
+				    &(struct balloon_memory){ rec_discard, rec_reuse, rec_reset, &b.rec },
+				    &b.h.loop);
+	KASSERT(b.b);
+	memcpy(b.h.ram, a.h.ram, a.h.ram_size);
+	b.h.alloc_next = a.h.alloc_next;
+	virtio_dev_pause(virtio_balloon_dev(b.b));
+	KCHECK_EQ(virtio_dev_load(virtio_balloon_dev(b.b), &s, err, sizeof(err)), 0);
+	virtio_dev_resume(virtio_balloon_dev(b.b));
+	b.d = a.d;
+	b.d.h = &b.h;
+	virtio_balloon_get_info(b.b, &info);
+	KCHECK(info.driver_ok && info.deflate_on_oom && info.stats_queue);
+	KCHECK_EQ(info.target_pages, 4096);
+	KCHECK_EQ(info.actual_pages, 1024);
+	/* The driver answers the returned buffer with fresh statistics: kept again. */
+	post_stats(&b, 2, 70 << 20, 80 << 20);
+	h_pump(&b.h, 0);
+	virtio_balloon_get_info(b.b, &info);
+	KCHECK_EQ(info.stats[BALLOON_S_MEMFREE], 70 << 20);
+	KCHECK(vd_get_used(&b.d, 2, &id, NULL, 20) == 0);
+	virtio_balloon_request_stats(b.b);
+	KCHECK(vd_get_used(&b.d, 2, &id, NULL, 1000) == 1);
+	state_writer_free(&w);
+	brig_down(&b);
+	virtio_dev_resume(virtio_balloon_dev(a.b));
+	brig_down(&a);
 }
 
 static void reporting_at(unsigned q, uint64_t features)

@@ -141,3 +141,26 @@ def blk_passes(lines):
         if len(w) == 3 and w[0] == "blk" and w[1].isdigit() and w[2] in ("ok", "BAD"):
             out.append((int(w[1]), w[2] == "ok"))
     return out
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on (for --incoming)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def incoming(vmm, port, extra=(), timeout=10):
+    """A keel-vmm --incoming on 127.0.0.1:port, returned once it listens
+    (it serves no API until the VM runs)."""
+    v = Vmm(vmm, ["--incoming", f"tcp:127.0.0.1:{port}", "--console", "stdio", *extra], api=False)
+    deadline = time.time() + timeout
+    while "waiting for a migration" not in v.stderr():
+        if time.time() > deadline or v.p.poll() is not None:
+            v.kill()
+            raise RuntimeError(f"the target did not listen: {v.stderr()!r}")
+        time.sleep(0.02)
+    return v
+

@@ -12,6 +12,7 @@ Environment: KEEL_VMM, KEEL_MINIGUEST.
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import tap  # noqa: E402
 from tap import check, test  # noqa: E402
-from vmmproc import Vmm  # noqa: E402
+from vmmproc import Vmm, free_port, incoming  # noqa: E402
 
 VMM = os.environ["KEEL_VMM"]
 KERNEL = os.environ["KEEL_MINIGUEST"]
@@ -241,12 +242,63 @@ def numa_binding_moves():
                 "nodes, preferred one, none no host nodes")
         rc, out, err = ctl(v.sock, "numa")
         check(rc == 0 and out.startswith("node 0: vCPUs 0, 64 MiB, host nodes 0 (bind)"), f"{out!r}")
-        st, r = v.request("PUT", "/v1/vm/snapshot", {"path": "/tmp/never"})
-        check(st == 409 and "guest NUMA nodes" in r["error"]["message"], f"{st} {r}")
     with vm() as v:
         v.wait_count(1)
         refused(v, "PUT", "/v1/vm/numa", {"node": 0}, 409, "unsupported",
                 "the VM has no guest NUMA nodes (--numa)")
+
+
+@test
+def numa_nodes_and_the_balloon_survive_snapshot_restore_and_migration():
+    """--numa and --balloon come with the VM (a restore or a target refuses
+    them on its command line): the layout in force (node 1 changed through
+    the API), the balloon's options and its target go along, and a restored
+    VM counts on, with node 1's vCPU still in node 1."""
+    d = tempfile.mkdtemp(prefix="keel-numa-snap-")
+    snap = os.path.join(d, "snap")
+    args = ("--numa", "cpus=0,memory=64M,host-nodes=0", "--numa", "cpus=1,memory=64M",
+            "--balloon", "deflate-on-oom=on,stats-interval=7")
+    try:
+        with vm(*args, cpus=2, memory="128M") as v:
+            v.wait_count(2)
+            st, r = v.request("PUT", "/v1/vm/numa", {"node": 1, "host_nodes": "0",
+                                                     "policy": "preferred"})
+            check(st == 200, f"{st} {r}")
+            st, r = v.request("PUT", "/v1/vm/balloon", {"size_mib": 16})
+            check(st == 200, f"{st} {r}")
+            st, r = v.request("PUT", "/v1/vm/snapshot", {"path": snap})
+            check(st == 200, f"snapshot: {st} {r}")
+            numa_before = v.request("GET", "/v1/vm/numa")[1]
+            balloon_before = v.request("GET", "/v1/vm/balloon")[1]
+            at = v.counts()[-1]
+        for n in numa_before["nodes"]:
+            n.pop("host_usage_mib", None)
+        with Vmm(VMM, ["--restore", snap, "--console", "stdio"]) as w:
+            w.wait_count(at + 3)
+            st, r = w.request("GET", "/v1/vm/numa")
+            for n in r["nodes"]:
+                n.pop("host_usage_mib", None)
+            check(st == 200 and r == numa_before, f"restored NUMA {st} {r}, was {numa_before}")
+            st, r = w.request("GET", "/v1/vm/balloon")
+            # Its options came too: otherwise the device (offering other features) refuses its state.
+            check(st == 200 and r["size_mib"] == 16 and r == balloon_before,
+                  f"balloon {st} {r}, was {balloon_before}")
+            st, r = w.request("GET", "/v1/vm/cpus")
+            check([c["node"] for c in r["vcpus"]] == [0, 1], f"{r}")
+            # And on to another process by live migration.
+            port = free_port()
+            with incoming(VMM, port) as t:
+                st, r = w.request("POST", "/v1/vm/migrate", {"uri": f"tcp:127.0.0.1:{port}"})
+                check(st == 202, f"migrate: {st} {r}")
+                rc = w.wait_exit()
+                check(rc == 0, f"source exit {rc}: {w.stderr()!r}")
+                t.wait_count(w.counts()[-1] + 3)
+                check("--numa" not in t.stderr(), f"{t.stderr()!r}")
+        tap.expect_error([VMM, "--restore", snap, "--console", "none", "--balloon", "on"],
+                         "keel-vmm: error: --balloon cannot be given with --restore: the snapshot "
+                         "has the VM's configuration")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from vmmproc import Vmm  # noqa: E402
+from vmmproc import Vmm, free_port  # noqa: E402
 
 VMM = os.environ["KEEL_VMM"]
 KERNEL = os.environ["KEEL_MINIGUEST"]
@@ -54,14 +53,6 @@ def snapshot_figures(work):
         p.wait()
         shutil.rmtree(d)
     return create, restore
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def migrate_once(cmdline):

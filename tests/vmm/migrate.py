@@ -27,19 +27,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import tap  # noqa: E402
 from tap import check, test  # noqa: E402
-from vmmproc import Vmm, blk_passes, joined_console  # noqa: E402
+from vmmproc import Vmm, blk_passes, free_port, incoming, joined_console  # noqa: E402
 
 VMM = os.environ["KEEL_VMM"]
 KERNEL = os.environ["KEEL_MINIGUEST"]
 HELLO, PAGES, STATE, GO, READY, RUNNING, ABORT = range(1, 8)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def source(cmdline="n", cpus=2, devices=()):
@@ -48,12 +40,7 @@ def source(cmdline="n", cpus=2, devices=()):
 
 
 def target(port, devices=()):
-    v = Vmm(VMM, ["--incoming", f"tcp:127.0.0.1:{port}", "--console", "stdio", *devices], api=False)
-    deadline = time.time() + 10
-    while "waiting for a migration" not in v.stderr():
-        check(time.time() < deadline and v.p.poll() is None, f"target did not listen: {v.stderr()!r}")
-        time.sleep(0.02)
-    return v
+    return incoming(VMM, port, devices)
 
 
 def migrate(src, port, **extra):
