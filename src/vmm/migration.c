@@ -93,7 +93,7 @@ static int connect_to(const char *uri, char *err, size_t errlen)
 		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
 		if (fd < 0)
 			continue;
-		mig_set_timeouts(fd, MIG_IO_TIMEOUT_S);
+		mig_set_socket_options(fd, MIG_IO_TIMEOUT_S);
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
 			break;
 		r = errno;

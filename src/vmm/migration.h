@@ -95,7 +95,8 @@ int mig_send(int fd, uint32_t type, const void *payload, uint64_t len);
 int mig_send2(int fd, uint32_t type, const void *a, uint64_t alen, const void *b, uint64_t blen);
 int mig_recv_header(int fd, uint32_t *type, uint64_t *len);
 int mig_recv_all(int fd, void *buf, size_t len);
-void mig_set_timeouts(int fd, unsigned seconds);
+/* I/O timeouts of `seconds`, and no Nagle delay (each message is one sendmsg). */
+void mig_set_socket_options(int fd, unsigned seconds);
 
 const char *mig_status_name(enum mig_status s);
 

@@ -93,7 +93,7 @@ int migration_accept(int listen_fd, int *fd, struct vm_config *cfg, char **strs,
 		snprintf(err, errlen, "accept failed: %s", strerror(errno));
 		return -errno;
 	}
-	mig_set_timeouts(*fd, MIG_IO_TIMEOUT_S);
+	mig_set_socket_options(*fd, MIG_IO_TIMEOUT_S);
 	r = mig_recv_header(*fd, &type, &len);
 	if (!r && (type != MIG_HELLO || len < 12 || len > 1 << 20))
 		r = -EPROTO;

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +36,19 @@ int mig_parse_uri(const char *uri, char *host, size_t hostlen, char *port, size_
 	return 0;
 }
 
-void mig_set_timeouts(int fd, unsigned seconds)
+void mig_set_socket_options(int fd, unsigned seconds)
 {
 	struct timeval tv = { .tv_sec = seconds };
+	int one = 1;
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/*
+	 * Every message goes out whole in one sendmsg(); what Nagle would hold
+	 * back is a message's last partial segment (the state, READY, GO,
+	 * RUNNING) until an ACK comes, and those are the downtime.
+	 */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static void put_header(uint8_t *h, uint32_t type, uint64_t len)
