@@ -425,9 +425,10 @@ static int open_backing(struct qcow2 *s, const uint8_t *hdr, const struct blk_op
 /*
  * Reads the header and the tables into s (at open, and again when the
  * image is taken over: blk_activate()). `active`: this process may write
- * the image, so flags that forbid writing are checked and the header's
- * autoclear bits are cleared; an inactive open reads and validates only
- * (another process still writes the image and may hold it dirty).
+ * the image, so flags that forbid writing are checked, the tables loaded
+ * and the header's autoclear bits cleared; an inactive open reads the
+ * header and opens the backing chain only (another process still writes
+ * the image and may hold it dirty).
  */
 static int load_metadata(struct qcow2 *s, const struct blk_open_opts *opts, bool active,
 			 char *err, size_t errlen)
@@ -485,6 +486,13 @@ static int load_metadata(struct qcow2 *s, const struct blk_open_opts *opts, bool
 		blk_set_err(err, errlen, "%s: %s", dev->path, msg);
 		goto out;
 	}
+	/*
+	 * Inactive: the tables are still being written by the other process
+	 * (an L1 entry may already point past the size read above), so they
+	 * are read only when the image is taken (blk_activate()).
+	 */
+	if (!active)
+		goto tables_done;
 	s->l1_size = s->h.l1_size;
 	r = qcow2_load_table(s, s->h.l1_table_offset, s->l1_size, &s->l1);
 	if (!r)
@@ -537,6 +545,7 @@ static int load_metadata(struct qcow2 *s, const struct blk_open_opts *opts, bool
 		r = -ENOMEM;
 		goto out;
 	}
+tables_done:
 	if (s->h.backing_file_offset) {
 		r = open_backing(s, hdr, opts, err, errlen);
 		if (r)
