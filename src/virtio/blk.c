@@ -8,30 +8,10 @@
 #include "keel/compiler.h"
 #include "keel/log.h"
 #include "virtio/blk.h"
+#include "virtio/blk_defs.h"
 #include "virtio/virtio.h"
 
-/* Feature bits (5.2.3). */
-#define BLK_F_SEG_MAX 2
-#define BLK_F_RO 5
-#define BLK_F_BLK_SIZE 6
-#define BLK_F_FLUSH 9
-#define BLK_F_TOPOLOGY 10
-#define BLK_F_MQ 12
-#define BLK_F_DISCARD 13
-#define BLK_F_WRITE_ZEROES 14
 #define BIT(b) (1ULL << (b))
-
-/* Request types and status (5.2.6). */
-#define T_IN 0
-#define T_OUT 1
-#define T_FLUSH 4
-#define T_GET_ID 8
-#define T_DISCARD 11
-#define T_WRITE_ZEROES 13
-#define S_OK 0
-#define S_IOERR 1
-#define S_UNSUPP 2
-#define WZ_UNMAP 1
 
 /* Config layout (struct virtio_blk_config). */
 #define C_CAPACITY 0

@@ -12,22 +12,12 @@
 #include "guest.h"
 #include "vdriver.h"
 #include "virtio/blk.h"
+#include "virtio/blk_defs.h"
 
 #define DISK_SIZE (8u << 20)
 #define F(b) (1ULL << (b))
-#define BLK_F_RO 5
-#define BLK_F_FLUSH 9
-#define BLK_F_MQ 12
-#define BLK_F_DISCARD 13
-#define BLK_F_WRITE_ZEROES 14
 #define FEATURES (F(VIRTIO_F_INDIRECT_DESC) | F(VIRTIO_F_EVENT_IDX) | F(BLK_F_FLUSH) | \
 		  F(BLK_F_MQ) | F(BLK_F_DISCARD) | F(BLK_F_WRITE_ZEROES) | F(BLK_F_RO) | 0x444)
-#define T_IN 0
-#define T_OUT 1
-#define T_FLUSH 4
-#define T_GET_ID 8
-#define T_DISCARD 11
-#define T_WRITE_ZEROES 13
 
 struct blkrig {
 	struct guest h;

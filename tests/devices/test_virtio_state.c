@@ -24,6 +24,7 @@
 #include "pci/pci_state.h"
 #include "vdriver.h"
 #include "virtio/blk.h"
+#include "virtio/blk_defs.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/virtio.h"
@@ -208,8 +209,6 @@ KTEST(device_writes_reach_the_dirty_log)
 /* --- virtio-blk ---------------------------------------------------------------- */
 
 #define DISK (4u << 20)
-#define T_IN 0
-#define T_OUT 1
 
 struct blk_side {
 	struct guest h;
