@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -112,19 +111,6 @@ int tap_open(const char *name, struct tap **out, char *err, size_t errlen)
 		snprintf(err, errlen, "tap %s: cannot set the vnet header size: %s", name,
 			 strerror(-r));
 		goto fail;
-	}
-	/*
-	 * No send-buffer limit on what the guest transmits (QEMU sets the same):
-	 * with the default (net.core.wmem_default, ~208 KiB) a few 64 KiB TSO
-	 * frames not yet taken by the host's stack make writev() fail with
-	 * EAGAIN, and the frame is dropped; TCP then backs off on a loss that
-	 * never happened on any wire.
-	 */
-	{
-		int sndbuf = INT_MAX;
-
-		if (ioctl(tap->fd, TUNSETSNDBUF, &sndbuf) < 0)
-			log_warn("tap %s: cannot lift the send buffer limit: %s", name, strerror(errno));
 	}
 	tap->can_offload = tap_set_offload(tap, 0) == 0;
 	if (tap->created) {
