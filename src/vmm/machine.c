@@ -527,7 +527,6 @@ static int open_incoming(struct machine *m, const struct vm_config *cfg, char *e
 
 int machine_create(struct machine *m, const struct vm_config *cfg, char *err, size_t errlen)
 {
-	struct boot_linux_result boot;
 	int r;
 
 	memset(m, 0, sizeof(*m));
@@ -603,13 +602,15 @@ int machine_create(struct machine *m, const struct vm_config *cfg, char *err, si
 		return r;
 	startup_mark(m, "devices created");
 	/*
-	 * A first load now, so a bad kernel or an initrd too big is reported
-	 * before anything runs; not over a snapshot's or a source's memory.
+	 * The first boot's load now, so a bad kernel or an initrd too big is
+	 * reported before anything runs; not over a snapshot's or a source's
+	 * memory. Nothing writes guest RAM between here and that boot.
 	 */
 	if (!m->snap && m->incoming_fd < 0) {
-		r = load_guest(m, &boot, err, errlen);
+		r = load_guest(m, &m->preload, err, errlen);
 		if (r)
 			return r;
+		m->preloaded = true;
 	}
 	r = vcpu_init_signals();
 	if (r)
@@ -772,10 +773,18 @@ static int boot_once(struct machine *m, char *err, size_t errlen)
 	r = create_kvm_vm(m, err, errlen);
 	if (r)
 		return r;
-	/* Reloaded every boot: a reboot starts from the files, as on real hardware. */
-	r = load_guest(m, &boot, err, errlen);
-	if (r)
-		return r;
+	/*
+	 * A reboot starts from the files, as on real hardware; the first boot
+	 * from what start-up loaded (kernel and initrd copied once, not twice).
+	 */
+	if (m->preloaded) {
+		boot = m->preload;
+		m->preloaded = false;
+	} else {
+		r = load_guest(m, &boot, err, errlen);
+		if (r)
+			return r;
+	}
 	r = vcpu_setup_linux_entry(&m->vcpus[0], &boot);
 	if (r)
 		FAIL(-r, "cannot set the boot vCPU's registers: %s", strerror(-r));

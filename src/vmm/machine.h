@@ -19,6 +19,7 @@
 #include "keel/device.h"
 #include "keel/event_loop.h"
 #include "keel/vm_events.h"
+#include "vmm/boot_linux.h"
 #include "vmm/config.h"
 #include "vmm/cpu_state.h"
 #include "vmm/cpuid.h"
@@ -95,6 +96,10 @@ struct machine {
 	int stop_signal;        /* for VM_STOP_HOST */
 	struct event_handler signal_handler;
 	unsigned boots;
+	/* The start-up's load of the guest (machine_create()): the first boot
+	   runs from it as it is; a reboot loads the files afresh. */
+	struct boot_linux_result preload;
+	bool preloaded;
 
 	/* Every device by name, for snapshots and the API's statistics. */
 	struct device_list devices;
